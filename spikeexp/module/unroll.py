@@ -1,0 +1,79 @@
+"""The one place where time is unrolled.
+
+Sequences are time-first, ``[T, batch, ...]``. :func:`reference_sequence` and
+:func:`reference_recurrent_sequence` loop over ``T`` calling a model's step function; they define
+the semantics every faster backend must reproduce. Stateless work (the input projection of a
+recurrent layer) is hoisted out of the loop and done once over the whole ``[T, batch, ...]`` block.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from spikeexp.functional.neurons.base import NeuronModel
+
+
+class RecurrentState(NamedTuple):
+    """State of a recurrent layer: the last output ``z`` (fed back) and the neuron state."""
+
+    z: torch.Tensor
+    neuron: Any
+
+
+def stack_states(states: list[Any]) -> Any:
+    """Turn a list of T state tuples into one tuple of ``[T, ...]`` tensors (recorded states)."""
+    first = states[0]
+    return type(first)(*(torch.stack(fields) for fields in zip(*states, strict=True)))
+
+
+def reference_sequence(
+    model: NeuronModel,
+    x: torch.Tensor,
+    state: Any,
+    p: Any,
+    dt: float,
+    record_states: bool = False,
+) -> tuple[torch.Tensor, Any]:
+    """Run ``model.step`` over ``x[t]`` for ``t = 0 .. T-1``.
+
+    Returns the outputs ``[T, ...]`` and the final state, or with ``record_states`` the whole state
+    trajectory (a state tuple of ``[T, ...]`` tensors).
+    """
+    outputs = []
+    trajectory = []
+    for x_t in x:
+        out, state = model.step(x_t, state, p, dt)
+        outputs.append(out)
+        if record_states:
+            trajectory.append(state)
+    return torch.stack(outputs), stack_states(trajectory) if record_states else state
+
+
+def reference_recurrent_sequence(
+    model: NeuronModel,
+    x: torch.Tensor,
+    state: RecurrentState,
+    input_weights: torch.Tensor,
+    recurrent_weights: torch.Tensor,
+    p: Any,
+    dt: float,
+    record_states: bool = False,
+) -> tuple[torch.Tensor, Any]:
+    """Recurrent unroll: input current ``W_in x[t] + W_rec z[t-1]``, reset detached.
+
+    The input projection ``W_in x`` is one matrix product over all ``T * batch`` rows.
+    """
+    projected = F.linear(x, input_weights)
+    outputs = []
+    trajectory = []
+    z, neuron = state
+    for current in projected:
+        z, neuron = model.step(current + F.linear(z, recurrent_weights), neuron, p, dt, True)
+        outputs.append(z)
+        if record_states:
+            trajectory.append(RecurrentState(z, neuron))
+    final = stack_states(trajectory) if record_states else RecurrentState(z, neuron)
+    return torch.stack(outputs), final
