@@ -1,6 +1,14 @@
 """PyTorch modules: generic neuron wrappers (four per spiking model), containers, encoders."""
 
 from spikeexp.module.container import Lift, SequentialState
+from spikeexp.module.encode import (
+    ConstantCurrentEncoder,
+    ConstantCurrentLIFEncoder,
+    Encoder,
+    PoissonEncoder,
+    PopulationEncoder,
+    SpikeLatencyEncoder,
+)
 from spikeexp.module.neuron import (
     BACKENDS,
     NEURON_MODULES,
@@ -11,6 +19,7 @@ from spikeexp.module.neuron import (
     NeuronSequence,
     build_modules,
 )
+from spikeexp.module.readout import LILinear, LILinearCell
 from spikeexp.module.unroll import RecurrentState
 
 globals().update(NEURON_MODULES)
@@ -18,14 +27,22 @@ globals().update(NEURON_MODULES)
 __all__ = [
     "BACKENDS",
     "NEURON_MODULES",
+    "LILinear",
+    "LILinearCell",
+    "ConstantCurrentEncoder",
+    "ConstantCurrentLIFEncoder",
+    "Encoder",
     "Lift",
     "NeuronCell",
     "NeuronModule",
     "NeuronRecurrent",
     "NeuronRecurrentCell",
     "NeuronSequence",
+    "PoissonEncoder",
+    "PopulationEncoder",
     "RecurrentState",
     "SequentialState",
+    "SpikeLatencyEncoder",
     "build_modules",
     *NEURON_MODULES,
 ]

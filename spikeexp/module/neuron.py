@@ -45,7 +45,9 @@ class NeuronModule(nn.Module):
         p: the model's parameters tuple (default: its defaults).
         dt: integration step (s).
         learnable: names of parameters to train. Rate constants (``*_inv``) stay inside
-            ``(0, 1/dt)`` during training (clamped when used).
+            ``(0, 1/dt)`` during training: clamped when used, or for the model's
+            ``sigmoid_rates`` (PLIF) stored as ``<name>_logit`` ``w`` and used as
+            ``(m + (1 - 2 m) sigmoid(w)) / dt`` with margin ``m = 1e-6``.
         **overrides: single parameter values replacing those of ``p`` (``tau_mem_inv=80.0``).
     """
 
@@ -61,6 +63,7 @@ class NeuronModule(nn.Module):
     ) -> None:
         super().__init__()
         p = self.model.parameters() if p is None else p
+        self.model.check_type(p)
         fields = p._fields if isinstance(p, tuple) and hasattr(p, "_fields") else ()
         unknown = sorted(set(overrides) - set(fields)) if fields else []
         if unknown:
@@ -69,7 +72,7 @@ class NeuronModule(nn.Module):
             )
         if overrides:
             p = p._replace(**overrides)
-        self.model.check_parameters(p, dt)
+        p = self.model.prepare(p, dt)
         learnable = tuple(learnable)
         for name in learnable:
             if name not in p._fields or isinstance(getattr(p, name), str):
@@ -82,7 +85,12 @@ class NeuronModule(nn.Module):
         self._constants = {}
         self._tensor_fields = []
         for name, value in zip(p._fields, p, strict=True):
-            if name in learnable:
+            if name in learnable and name in self.model.sigmoid_rates:
+                fraction = torch.as_tensor(value, dtype=torch.get_default_dtype()) * dt
+                logit = torch.logit((fraction - _RATE_MARGIN) / (1.0 - 2.0 * _RATE_MARGIN))
+                self.register_parameter(f"{name}_logit", nn.Parameter(logit))
+                self._tensor_fields.append(name)
+            elif name in learnable:
                 self.register_parameter(
                     name, nn.Parameter(torch.as_tensor(value, dtype=torch.get_default_dtype()))
                 )
@@ -96,12 +104,16 @@ class NeuronModule(nn.Module):
 
     @property
     def p(self) -> Any:
-        """The parameters tuple as used now (learnable rate constants clamped to ``(0, 1/dt)``)."""
+        """The parameters tuple as used now (learnable rate constants kept in ``(0, 1/dt)``)."""
         values = dict(self._constants)
         for name in self._tensor_fields:
-            value = getattr(self, name)
-            if name in self.learnable and name in self.model.rate_constants:
-                value = value.clamp(_RATE_MARGIN, (1.0 - _RATE_MARGIN) / self.dt)
+            if name in self.learnable and name in self.model.sigmoid_rates:
+                fraction = torch.sigmoid(getattr(self, f"{name}_logit"))
+                value = (_RATE_MARGIN + (1.0 - 2.0 * _RATE_MARGIN) * fraction) / self.dt
+            elif name in self.learnable and name in self.model.rate_constants:
+                value = getattr(self, name).clamp(_RATE_MARGIN, (1.0 - _RATE_MARGIN) / self.dt)
+            else:
+                value = getattr(self, name)
             values[name] = value
         return self.model.parameters(**values)
 

@@ -24,9 +24,14 @@ class RecurrentState(NamedTuple):
 
 
 def stack_states(states: list[Any]) -> Any:
-    """Turn a list of T state tuples into one tuple of ``[T, ...]`` tensors (recorded states)."""
+    """Turn a list of T state tuples into one tuple of ``[T, ...]`` tensors (recorded states).
+
+    Nested tuples (the neuron state inside a :class:`RecurrentState`) are stacked field by field.
+    """
     first = states[0]
-    return type(first)(*(torch.stack(fields) for fields in zip(*states, strict=True)))
+    if isinstance(first, torch.Tensor):
+        return torch.stack(states)
+    return type(first)(*(stack_states(list(fields)) for fields in zip(*states, strict=True)))
 
 
 def reference_sequence(

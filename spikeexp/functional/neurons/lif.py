@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import torch
 
+from spikeexp.functional.fused.lif import lif_fused_recurrent_sequence, lif_fused_sequence
 from spikeexp.functional.neurons.base import NeuronModel
 from spikeexp.functional.surrogate import check_surrogate, spike
 from spikeexp.functional.validation import (
@@ -104,4 +105,6 @@ MODEL = NeuronModel(
     initial_state=lif_initial_state,
     validate=validate_lif,
     rate_constants=("tau_syn_inv", "tau_mem_inv"),
+    fused_sequence=lif_fused_sequence,
+    fused_recurrent_sequence=lif_fused_recurrent_sequence,
 )

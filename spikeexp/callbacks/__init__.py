@@ -1,0 +1,19 @@
+"""Lightning callbacks that show what a spiking network does (configured in ``conf/callbacks/``).
+
+* :class:`SpikeActivityMonitor`: per-epoch scalars (spikes per step, saturated neurons, spikes
+  per sample, learning rate, gradient norm).
+* :class:`SpikePlots`: rasters, voltage and readout traces, rate and weight histograms.
+* :class:`HParamsLogger`: hyper-parameters and metric tags for TensorBoard's HPARAMS tab.
+"""
+
+from spikeexp.callbacks.activity import SpikeActivityMonitor
+from spikeexp.callbacks.hparams import HParamsLogger, flatten_config, group_choices
+from spikeexp.callbacks.plots import SpikePlots
+
+__all__ = [
+    "HParamsLogger",
+    "SpikeActivityMonitor",
+    "SpikePlots",
+    "flatten_config",
+    "group_choices",
+]

@@ -1,0 +1,271 @@
+// Whole-sequence LIF / LSNN kernels, loaded with ctypes by spikeexp/functional/fused/build.py.
+//
+// Every arithmetic operation is written in the order of the reference step functions
+// (spikeexp/functional/neurons/lif.py, lsnn.py) and the file is compiled with
+// -ffp-contract=off (no fused multiply-add), so a forward pass rounds exactly like the
+// step-by-step PyTorch loop. Parameters arrive as per-neuron arrays broadcast to the state
+// shape. The surrogate derivative is computed in PyTorch from the saved threshold distance
+// (one formula registry) and passed in. Callers split the neuron range [k0, k1) (feed-forward)
+// or the batch rows [r0, r1) (recurrent) across threads; ranges never overlap.
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kBlock = 256;  // neurons per tile: the state of a tile stays in L1
+
+// Feed-forward LIF over `steps` steps of `m` neurons (x, z, u, j: [steps, m], row-major).
+// v, i hold the initial state on entry and the final state on exit. u receives the pre-reset
+// voltage (optional: not needed without gradients), j (optional) the synaptic current after
+// the input (needed for gradients of the rate constants).
+template <typename T>
+void lif_forward(int64_t steps, int64_t m, int64_t k0, int64_t k1, const T* __restrict__ x,
+                 T* __restrict__ z, T* __restrict__ u, T* __restrict__ j_out, T* __restrict__ v,
+                 T* __restrict__ i, const T* __restrict__ a, const T* __restrict__ b,
+                 const T* __restrict__ vl, const T* __restrict__ vth,
+                 const T* __restrict__ vr) {
+  for (int64_t start = k0; start < k1; start += kBlock) {
+    const int64_t end = start + kBlock < k1 ? start + kBlock : k1;
+    for (int64_t t = 0; t < steps; ++t) {
+      const int64_t row = t * m;
+      for (int64_t k = start; k < end; ++k) {
+        const T j = i[k] + x[row + k];
+        const T uu = v[k] + a[k] * ((vl[k] - v[k]) + j);
+        i[k] = j - b[k] * j;
+        const bool s = uu - vth[k] > T(0);
+        z[row + k] = s ? T(1) : T(0);
+        if (u) u[row + k] = uu;
+        if (j_out) j_out[row + k] = j;
+        v[k] = s ? vr[k] : uu;
+      }
+    }
+  }
+}
+
+// Backward of lif_forward (reset not detached). g holds the surrogate derivative at u - v_th on
+// entry and the input gradient on exit. gz: gradient of the spikes (optional), row t at
+// gz + t * gz_stride (stride 0: the same gradient at every step, e.g. a loss on spike counts).
+// gv, gi: gradient of the final state on entry, of the initial state on exit. With PARAMS the
+// parameter gradients ga ... gvr are accumulated per neuron (needs j and v0). One call handles
+// one time step of one tile so that every inner loop has a single access pattern (vectorised).
+template <typename T, bool PARAMS, bool GZ>
+inline void lif_backward_step(int64_t start, int64_t end, const T* __restrict__ ut,
+                              const T* __restrict__ uprev, T* __restrict__ gt,
+                              const T* __restrict__ gzt, T* __restrict__ gv, T* __restrict__ gi,
+                              const T* __restrict__ jt, const T* __restrict__ a,
+                              const T* __restrict__ b, const T* __restrict__ vl,
+                              const T* __restrict__ vth, const T* __restrict__ vr,
+                              T* __restrict__ ga, T* __restrict__ gb, T* __restrict__ gvl,
+                              T* __restrict__ gvth, T* __restrict__ gvr, bool first) {
+  for (int64_t k = start; k < end; ++k) {
+    const T uu = ut[k];
+    const bool s = uu - vth[k] > T(0);
+    const T gvk = gv[k];
+    const T gik = gi[k];
+    const T gzk = (GZ ? gzt[k] : T(0)) + gvk * (vr[k] - uu);
+    const T gd = gzk * gt[k];
+    const T du = (s ? T(0) : gvk) + gd;
+    const T dj = (gik - b[k] * gik) + a[k] * du;
+    gt[k] = dj;
+    if (PARAMS) {
+      // uprev: pre-reset voltage of the previous step, or the initial voltage (first step).
+      const T up = uprev[k];
+      const T vprev = !first && up - vth[k] > T(0) ? vr[k] : up;
+      const T jj = jt[k];
+      ga[k] += du * ((vl[k] - vprev) + jj);
+      gb[k] -= gik * jj;
+      gvl[k] += a[k] * du;
+      gvth[k] -= gd;
+      gvr[k] += s ? gvk : T(0);
+    }
+    gv[k] = du - a[k] * du;
+    gi[k] = dj;
+  }
+}
+
+template <typename T, bool PARAMS, bool GZ>
+void lif_backward_tiles(int64_t steps, int64_t m, int64_t k0, int64_t k1, const T* u, T* g,
+                        const T* gz, int64_t gz_stride, T* gv, T* gi, const T* v0, const T* j,
+                        const T* a, const T* b, const T* vl, const T* vth, const T* vr, T* ga,
+                        T* gb, T* gvl, T* gvth, T* gvr) {
+  for (int64_t start = k0; start < k1; start += kBlock) {
+    const int64_t end = start + kBlock < k1 ? start + kBlock : k1;
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      const int64_t row = t * m;
+      lif_backward_step<T, PARAMS, GZ>(
+          start, end, u + row, t > 0 ? u + row - m : v0, g + row, gz + t * gz_stride, gv, gi,
+          PARAMS ? j + row : j, a, b, vl, vth, vr, ga, gb, gvl, gvth, gvr, t == 0);
+    }
+  }
+}
+
+template <typename T>
+void lif_backward(int64_t steps, int64_t m, int64_t k0, int64_t k1, const T* u, T* g,
+                  const T* gz, int64_t gz_stride, T* gv, T* gi, const T* v0, const T* j,
+                  const T* a, const T* b, const T* vl, const T* vth, const T* vr, T* ga, T* gb,
+                  T* gvl, T* gvth, T* gvr) {
+  const bool params = ga != nullptr;
+  if (params && gz)
+    lif_backward_tiles<T, true, true>(steps, m, k0, k1, u, g, gz, gz_stride, gv, gi, v0, j, a,
+                                      b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
+  if (params && !gz)
+    lif_backward_tiles<T, true, false>(steps, m, k0, k1, u, g, gz, gz_stride, gv, gi, v0, j, a,
+                                       b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
+  if (!params && gz)
+    lif_backward_tiles<T, false, true>(steps, m, k0, k1, u, g, gz, gz_stride, gv, gi, v0, j, a,
+                                       b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
+  if (!params && !gz)
+    lif_backward_tiles<T, false, false>(steps, m, k0, k1, u, g, gz, gz_stride, gv, gi, v0, j, a,
+                                        b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
+}
+
+// Recurrent LIF (MODE 0) or LSNN (MODE 1: "norse", MODE 2: "bellec") layer of h neurons over
+// batch rows [r0, r1). p: projected input [steps, batch, h]; wt: recurrent weights transposed,
+// wt[k * h + n] = W[n, k]; z0: spikes before the first step. Writes spikes z and the threshold
+// distance d ([steps, batch, h]); v, i, adapt: state [batch, h], initial on entry, final on exit.
+// Per step: the recurrent input of every row (skipping silent neurons), then one vectorisable
+// pass over the rows' contiguous [rows * h] block.
+template <typename T, int MODE>
+void recurrent_forward(int64_t steps, int64_t batch, int64_t h, int64_t r0, int64_t r1,
+                       const T* __restrict__ p, const T* __restrict__ wt,
+                       const T* __restrict__ z0, T* __restrict__ z, T* __restrict__ d,
+                       T* __restrict__ v, T* __restrict__ i, T* __restrict__ adapt,
+                       const T* __restrict__ a, const T* __restrict__ bs,
+                       const T* __restrict__ c, const T* __restrict__ vl,
+                       const T* __restrict__ vth, const T* __restrict__ vr,
+                       const T* __restrict__ beta) {
+  const int64_t q0 = r0 * h;
+  const int64_t q1 = r1 * h;
+  std::vector<T> rec(static_cast<size_t>(q1 - q0));
+  T* __restrict__ cur = rec.data() - q0;  // cur[q], q in [q0, q1)
+  for (int64_t t = 0; t < steps; ++t) {
+    const T* __restrict__ zp = t == 0 ? z0 : z + (t - 1) * batch * h;
+    const int64_t row = t * batch * h;
+    for (int64_t q = q0; q < q1; ++q) cur[q] = T(0);
+    for (int64_t r = r0; r < r1; ++r) {
+      T* __restrict__ out = cur + r * h;
+      for (int64_t k = 0; k < h; ++k) {
+        const T zk = zp[r * h + k];
+        if (zk != T(0)) {
+          const T* __restrict__ wrow = wt + k * h;
+          for (int64_t n = 0; n < h; ++n) out[n] += zk * wrow[n];
+        }
+      }
+    }
+    for (int64_t q = q0; q < q1; ++q) {
+      const T j = i[q] + (p[row + q] + cur[q]);
+      const T uu = v[q] + a[q] * ((vl[q] - v[q]) + j);
+      i[q] = j - bs[q] * j;
+      T thr = vth[q];
+      if (MODE == 1) thr = adapt[q] + c[q] * (vth[q] - adapt[q]);
+      if (MODE == 2) thr = vth[q] + beta[q] * adapt[q];
+      const T dd = uu - thr;
+      const bool s = dd > T(0);
+      const T zz = s ? T(1) : T(0);
+      if (MODE == 1) adapt[q] = thr + beta[q] * zz;
+      if (MODE == 2) adapt[q] = adapt[q] + c[q] * (zz - adapt[q]);
+      z[row + q] = zz;
+      d[row + q] = dd;
+      v[q] = s ? vr[q] : uu;
+    }
+  }
+}
+
+// Backward of recurrent_forward (voltage reset detached, adaptation jump not). sg: surrogate
+// derivative at d; w: recurrent weights [n * h + k]; gz: gradient of the spikes (optional,
+// row t at gz + t * gz_stride).
+// Writes g, the gradient of the total input current [steps, batch, h]. gv, gi, gadapt, gzr:
+// gradient of the final state (gzr: of the final spikes) on entry, of the initial one on exit.
+template <typename T, int MODE>
+void recurrent_backward(int64_t steps, int64_t batch, int64_t h, int64_t r0, int64_t r1,
+                        const T* __restrict__ d, const T* __restrict__ sg,
+                        const T* __restrict__ w, const T* __restrict__ gz, int64_t gz_stride,
+                        T* __restrict__ g,
+                        T* __restrict__ gv, T* __restrict__ gi, T* __restrict__ gadapt,
+                        T* __restrict__ gzr, const T* __restrict__ a,
+                        const T* __restrict__ bs, const T* __restrict__ c,
+                        const T* __restrict__ beta) {
+  const int64_t q0 = r0 * h;
+  const int64_t q1 = r1 * h;
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    const int64_t row = t * batch * h;
+    for (int64_t q = q0; q < q1; ++q) {
+      const bool s = d[row + q] > T(0);
+      const T gak = MODE != 0 ? gadapt[q] : T(0);
+      T gzz = (gz ? gz[t * gz_stride + q] : T(0)) + gzr[q];
+      if (MODE == 1) gzz += gak * beta[q];
+      if (MODE == 2) gzz += gak * c[q];
+      const T gd = gzz * sg[row + q];
+      const T du = (s ? T(0) : gv[q]) + gd;
+      const T gik = gi[q];
+      const T dj = (gik - bs[q] * gik) + a[q] * du;
+      g[row + q] = dj;
+      gv[q] = du - a[q] * du;
+      gi[q] = dj;
+      if (MODE == 1) {
+        const T gthr = gak - gd;
+        gadapt[q] = gthr - c[q] * gthr;
+      }
+      if (MODE == 2) gadapt[q] = (gak - c[q] * gak) - beta[q] * gd;
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      T* __restrict__ acc = gzr + r * h;
+      const T* __restrict__ gr = g + row + r * h;
+      for (int64_t k = 0; k < h; ++k) acc[k] = T(0);
+      for (int64_t n = 0; n < h; ++n) {
+        const T gn = gr[n];
+        const T* __restrict__ wrow = w + n * h;
+        for (int64_t k = 0; k < h; ++k) acc[k] += gn * wrow[k];
+      }
+    }
+  }
+}
+
+template <typename T, typename... Args>
+void recurrent_forward_mode(int mode, Args... args) {
+  if (mode == 0) recurrent_forward<T, 0>(args...);
+  if (mode == 1) recurrent_forward<T, 1>(args...);
+  if (mode == 2) recurrent_forward<T, 2>(args...);
+}
+
+template <typename T, typename... Args>
+void recurrent_backward_mode(int mode, Args... args) {
+  if (mode == 0) recurrent_backward<T, 0>(args...);
+  if (mode == 1) recurrent_backward<T, 1>(args...);
+  if (mode == 2) recurrent_backward<T, 2>(args...);
+}
+
+}  // namespace
+
+#define SPIKEEXP_EXPORT(T, SUFFIX)                                                            \
+  extern "C" void lif_forward_##SUFFIX(int64_t steps, int64_t m, int64_t k0, int64_t k1,     \
+                                       const T* x, T* z, T* u, T* j, T* v, T* i, const T* a, \
+                                       const T* b, const T* vl, const T* vth, const T* vr) { \
+    lif_forward<T>(steps, m, k0, k1, x, z, u, j, v, i, a, b, vl, vth, vr);                    \
+  }                                                                                           \
+  extern "C" void lif_backward_##SUFFIX(                                                      \
+      int64_t steps, int64_t m, int64_t k0, int64_t k1, const T* u, T* g, const T* gz,        \
+      int64_t gz_stride, T* gv, T* gi, const T* v0, const T* j, const T* a, const T* b,       \
+      const T* vl, const T* vth, const T* vr, T* ga, T* gb, T* gvl, T* gvth, T* gvr) {        \
+    lif_backward<T>(steps, m, k0, k1, u, g, gz, gz_stride, gv, gi, v0, j, a, b, vl, vth, vr,  \
+                    ga, gb, gvl, gvth, gvr);                                                  \
+  }                                                                                           \
+  extern "C" void recurrent_forward_##SUFFIX(                                                 \
+      int mode, int64_t steps, int64_t batch, int64_t h, int64_t r0, int64_t r1, const T* p,  \
+      const T* wt, const T* z0, T* z, T* d, T* v, T* i, T* adapt, const T* a, const T* bs,    \
+      const T* c, const T* vl, const T* vth, const T* vr, const T* beta) {                    \
+    recurrent_forward_mode<T>(mode, steps, batch, h, r0, r1, p, wt, z0, z, d, v, i, adapt, a, \
+                              bs, c, vl, vth, vr, beta);                                      \
+  }                                                                                           \
+  extern "C" void recurrent_backward_##SUFFIX(                                                \
+      int mode, int64_t steps, int64_t batch, int64_t h, int64_t r0, int64_t r1, const T* d,  \
+      const T* sg, const T* w, const T* gz, int64_t gz_stride, T* g, T* gv, T* gi, T* gadapt, \
+      T* gzr, const T* a, const T* bs, const T* c, const T* beta) {                           \
+    recurrent_backward_mode<T>(mode, steps, batch, h, r0, r1, d, sg, w, gz, gz_stride, g, gv, \
+                               gi, gadapt, gzr, a, bs, c, beta);                              \
+  }
+
+SPIKEEXP_EXPORT(float, f32)
+SPIKEEXP_EXPORT(double, f64)

@@ -1,0 +1,147 @@
+r"""Whole-sequence LIF (feed-forward): one autograd node for all ``T`` steps.
+
+Forward runs the LIF equations of :mod:`spikeexp.functional.neurons.lif` in one C++ pass over
+``[T, ...]`` (same operation order, no fused multiply-add: bit-identical to the step loop).
+Saved for backward: the pre-reset voltage :math:`u_t` only (4 bytes per neuron-step; spikes are
+recomputed as :math:`H(u_t - v_{th})`, the post-reset voltage as :math:`(1 - z_t) u_t + z_t
+v_{reset}`). With learnable parameters the synaptic current after the input :math:`j_t` is saved
+too. Backward walks time in reverse with the adjoint of each step (reset *not* detached, as in
+:func:`~spikeexp.functional.neurons.lif.lif_step`); the surrogate derivative comes from
+:func:`~spikeexp.functional.surrogate.surrogate_derivative`, the one formula registry.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from spikeexp.functional.fused.build import kernel, parallel
+from spikeexp.functional.fused.common import (
+    broadcasts_to,
+    kernel_applies,
+    per_neuron,
+    pointer,
+    step_loop,
+    surrogate_of,
+    time_rows,
+)
+from spikeexp.functional.fused.recurrent import fused_recurrent
+
+if TYPE_CHECKING:
+    from spikeexp.functional.neurons.base import NeuronModel
+
+_PARAMETERS = ("a", "b", "v_leak", "v_th", "v_reset")
+
+
+class LIFSequenceFunction(torch.autograd.Function):
+    """Autograd node of the whole LIF sequence.
+
+    Inputs: ``x [T, *S]`` contiguous, initial ``v, i [*S]`` and the per-neuron parameters
+    ``a = dt tau_mem_inv``, ``b = dt tau_syn_inv``, ``v_leak``, ``v_th``, ``v_reset`` as
+    contiguous ``[*S]`` tensors, then the surrogate ``method`` and ``alpha``.
+    Outputs: spikes ``[T, *S]``, final ``v`` and ``i``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, v0, i0, a, b, v_leak, v_th, v_reset, method, alpha):
+        params = (a, b, v_leak, v_th, v_reset)
+        steps, m = x.shape[0], x[0].numel()
+        need_params = any(ctx.needs_input_grad[3:8])
+        z = torch.empty_like(x)
+        u = torch.empty_like(x) if any(ctx.needs_input_grad) else None
+        j = torch.empty_like(x) if need_params else None
+        v = v0.clone()
+        i = i0.clone()
+        run = kernel("lif_forward", x.dtype)
+        ptrs = [pointer(t) for t in (x, z, u, j, v, i, *params)]
+
+        def chunk(k0: int, k1: int) -> None:
+            run(steps, m, k0, k1, *ptrs)
+
+        parallel(chunk, m, steps * m)
+        ctx.save_for_backward(u, j, v0, *params)
+        ctx.method = method
+        ctx.alpha = alpha
+        ctx.need_params = need_params
+        return z, v, i
+
+    @staticmethod
+    def backward(ctx, grad_z, grad_v, grad_i):
+        u, j, v0, a, b, v_leak, v_th, v_reset = ctx.saved_tensors
+        steps, m = u.shape[0], u[0].numel()
+        g = surrogate_of(u, v_th, ctx.method, ctx.alpha)
+        gz, gz_stride = time_rows(grad_z)
+        gv = (
+            torch.zeros_like(v0)
+            if grad_v is None
+            else grad_v.clone(memory_format=torch.contiguous_format)
+        )
+        gi = (
+            torch.zeros_like(v0)
+            if grad_i is None
+            else grad_i.clone(memory_format=torch.contiguous_format)
+        )
+        grads = [torch.zeros_like(v0) for _ in _PARAMETERS] if ctx.need_params else [None] * 5
+        run = kernel("lif_backward", u.dtype)
+        head = [pointer(t) for t in (u, g, gz)]
+        tail = [pointer(t) for t in (gv, gi, v0, j, a, b, v_leak, v_th, v_reset, *grads)]
+
+        def chunk(k0: int, k1: int) -> None:
+            run(steps, m, k0, k1, *head, gz_stride, *tail)
+
+        parallel(chunk, m, steps * m)
+        return (g, gv, gi, *grads, None, None)
+
+
+def lif_fused_sequence(
+    model: NeuronModel,
+    x: torch.Tensor,
+    state: Any,
+    p: Any,
+    dt: float,
+    record_states: bool = False,
+) -> tuple[torch.Tensor, Any]:
+    """Drop-in for ``reference_sequence`` with the LIF model: spikes ``[T, ...]``, final state.
+
+    Uses :class:`LIFSequenceFunction` on the CPU for float32/float64; otherwise (other devices
+    or dtypes, no compiler, recorded states, parameters or states that do not broadcast to the
+    state shape) runs the exact pure-PyTorch step loop.
+    """
+    shape = x.shape[1:]
+    values = [p.tau_mem_inv, p.tau_syn_inv, p.v_leak, p.v_th, p.v_reset, state.v, state.i]
+    if (
+        record_states
+        or not kernel_applies(x, values)
+        or not all(broadcasts_to(value, shape) for value in values)
+    ):
+        return step_loop(model, x, state, p, dt, record_states)
+    like = x
+    params = [
+        per_neuron(dt * p.tau_mem_inv, shape, like),
+        per_neuron(dt * p.tau_syn_inv, shape, like),
+        per_neuron(p.v_leak, shape, like),
+        per_neuron(p.v_th, shape, like),
+        per_neuron(p.v_reset, shape, like),
+    ]
+    v0 = per_neuron(state.v, shape, like)
+    i0 = per_neuron(state.i, shape, like)
+    z, v, i = LIFSequenceFunction.apply(x.contiguous(), v0, i0, *params, p.method, float(p.alpha))
+    return z, type(state)(v, i)
+
+
+def lif_fused_recurrent_sequence(
+    model: NeuronModel,
+    x: torch.Tensor,
+    state: Any,
+    input_weights: torch.Tensor,
+    recurrent_weights: torch.Tensor,
+    p: Any,
+    dt: float,
+    record_states: bool = False,
+) -> tuple[torch.Tensor, Any]:
+    """Drop-in for ``reference_recurrent_sequence`` with the LIF model (see
+    :mod:`spikeexp.functional.fused.recurrent`)."""
+    return fused_recurrent(
+        model, x, state, input_weights, recurrent_weights, p, dt, record_states, "lif"
+    )
