@@ -75,7 +75,9 @@ def _check_top_level(config: Mapping[str, Any]) -> None:
     check_type("seed", config["seed"], int)
     check_type("optimized_metric", config["optimized_metric"], str)
     if config["optimized_mode"] not in ("max", "min"):
-        raise ConfigError(f"optimized_mode must be one of max, min (got {config['optimized_mode']!r})")
+        raise ConfigError(
+            f"optimized_mode must be one of max, min (got {config['optimized_mode']!r})"
+        )
     tbptt = config.get("tbptt_steps")
     check_type("tbptt_steps", tbptt, int | None)
     if tbptt is not None and tbptt < 1:
@@ -135,7 +137,9 @@ def build_experiment(config: DictConfig) -> Experiment:
     resolved = plain(config)
     validate_config(resolved)
     datamodule = instantiate("data", config.data)
-    decoder_node = OmegaConf.masked_copy(config.decoder, [k for k in config.decoder if k != "readout"])
+    decoder_node = OmegaConf.masked_copy(
+        config.decoder, [k for k in config.decoder if k != "readout"]
+    )
     decoder = instantiate("decoder", decoder_node)
     task = _task(config, datamodule, decoder)
     encoder = instantiate("encoder", config.encoder)

@@ -214,25 +214,42 @@ class SpikingModule(LightningModule):
             terms["loss_l1"] = torch.stack(l1_terms).sum()
         loss = torch.stack(list(terms.values())).sum()
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 batch_size=size)
+        self.log(
+            f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=size
+        )
         for name, value in terms.items():
             self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, batch_size=size)
         return loss
 
     def _log_metrics(self, metrics: Mapping[str, Any], stage: str, size: int) -> None:
         for name, value in metrics.items():
-            self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, prog_bar=True,
-                     batch_size=size)
+            self.log(
+                f"{stage}/{name}",
+                value,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=True,
+                batch_size=size,
+            )
 
     def _log_activity(self, records: Mapping[str, torch.Tensor], stage: str, size: int) -> None:
         for name, spikes in records.items():
             spikes = spikes.detach()
             counts = spikes.flatten(2).sum(dim=(0, 1))
-            self.log(f"{stage}/rate_hz/{name}", spikes.mean() / self.dt, on_step=False,
-                     on_epoch=True, batch_size=size)
-            self.log(f"{stage}/silent/{name}", (counts == 0).float().mean(), on_step=False,
-                     on_epoch=True, batch_size=size)
+            self.log(
+                f"{stage}/rate_hz/{name}",
+                spikes.mean() / self.dt,
+                on_step=False,
+                on_epoch=True,
+                batch_size=size,
+            )
+            self.log(
+                f"{stage}/silent/{name}",
+                (counts == 0).float().mean(),
+                on_step=False,
+                on_epoch=True,
+                batch_size=size,
+            )
 
     # ------------------------------------------------------------------ optimisation
 
@@ -243,4 +260,3 @@ class SpikingModule(LightningModule):
         settings = dict(self.scheduler_config)
         settings["scheduler"] = settings["scheduler"](optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": settings}
-

@@ -222,7 +222,10 @@ def _build_recurrent(spec: RecurrentTopology, builder: _Builder) -> None:
         name = f"hidden{index}"
         neuron = builder.layer_neuron(name)
         builder.add_neuron(
-            name, {**neuron, "autapses": spec.autapses}, input_size=builder.features, hidden_size=size
+            name,
+            {**neuron, "autapses": spec.autapses},
+            input_size=builder.features,
+            hidden_size=size,
         )
         if spec.dropout > 0:
             builder.add_stateless(f"dropout{index}", nn.Dropout(spec.dropout))
@@ -276,7 +279,10 @@ def build_network(
     builder.add_stateless("fc_out", nn.Linear(builder.features, num_outputs))
     reads = "spikes" if readout_spiking else "voltages"
     readout_spec = validate_neuron(
-        "decoder.readout", readout, spiking=readout_spiking, where=f"by a decoder that reads {reads}"
+        "decoder.readout",
+        readout,
+        spiking=readout_spiking,
+        where=f"by a decoder that reads {reads}",
     )
     builder.add_neuron("readout", readout_spec)
     return SpikingNetwork(builder.layers, builder.spiking)

@@ -134,7 +134,7 @@ def _field_annotation(default: Any) -> Any:
         return str
     if isinstance(default, bool):
         return bool
-    return float
+    return float | list[float]
 
 
 def resolve_model(key: str, name: Any, spiking: bool | None = None, where: str = "") -> NeuronModel:
@@ -146,8 +146,7 @@ def resolve_model(key: str, name: Any, spiking: bool | None = None, where: str =
         valid = [n for n, m in MODELS.items() if m.spiking == spiking]
         kind = "non-spiking" if model.spiking else "spiking"
         raise ConfigError(
-            f"{key}={name} is a {kind} model and cannot be used {where}; "
-            f"valid: {', '.join(valid)}"
+            f"{key}={name} is a {kind} model and cannot be used {where}; valid: {', '.join(valid)}"
         )
     return model
 
@@ -157,7 +156,8 @@ def validate_neuron(
 ) -> dict[str, Any]:
     """Check a neuron config; return the constructor kwargs of its module.
 
-    The result holds ``dt``, ``learnable`` and every parameter given (numbers as floats). The
+    The result holds ``dt``, ``learnable`` and every parameter given (numbers as floats, lists of
+    per-neuron values as tensors). The
     parameter values are checked with the model's own ``validate`` (time constants > 0, stable
     Euler step, ``v_th > v_reset`` ...).
     """
@@ -174,7 +174,11 @@ def validate_neuron(
         if key in NEURON_KEYS:
             continue
         check_type(f"{section}.{key}", value, _field_annotation(defaults[key]))
-        params[key] = float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(value, list):  # per-neuron values, e.g. beta: [0, 0, 1.8, 1.8]
+            value = torch.tensor(value, dtype=torch.get_default_dtype())
+        params[key] = (
+            float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        )
     try:
         model.validate(model.parameters(**{**defaults, **params}), float(dt))
     except ValueError as error:

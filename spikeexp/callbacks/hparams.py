@@ -24,7 +24,7 @@ HParamValue = bool | int | float | str
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, HParamValue]:
-    """Nested mappings as ``{"a.b": value}``; lists and ``None`` become strings (``"[1, 2]"``)."""
+    """Nested mappings as ``{"a.b": value}``; lists become strings (``"[1, 2]"``), None "null"."""
     flat: dict[str, HParamValue] = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
@@ -32,6 +32,8 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, HPa
             flat |= flatten_config(value, f"{name}.")
         elif isinstance(value, bool | int | float | str):
             flat[name] = value
+        elif value is None:
+            flat[name] = "null"
         else:
             flat[name] = str(value)
     return flat

@@ -15,7 +15,7 @@ tag                             content
                                 (e.g. store / recall) shaded
 ``rates_hz/<layer>``            TensorBoard histogram of per-neuron firing rates (Hz) over the
                                 whole validation set
-``weights/<parameter>``         TensorBoard histogram of every parameter
+``weights/<parameter>``         TensorBoard histogram of every parameter (``fc1.weight`` ...)
 ==============================  ===============================================================
 
 Images are rendered by matplotlib (Agg), ``sample`` picks the sample of the batch they show. They
@@ -32,7 +32,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from spikeexp.callbacks.tensorboard import in_multirun, tensorboard_writers
-from spikeexp.viz import figure_to_array, record_activity, recording_figures
+from spikeexp.viz import figure_to_array, parameter_label, record_activity, recording_figures
 
 
 def slice_batch(batch: Any, index: slice) -> Any:
@@ -55,6 +55,12 @@ def move_batch(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(move_batch(value, device) for value in batch)
     return batch
+
+
+def batches_done(trainer: Trainer) -> int:
+    """The step Lightning gives the epoch's logged scalars (training batches that stepped), so
+    images line up with the scalar curves."""
+    return int(getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step))
 
 
 class SpikePlots(Callback):
@@ -140,7 +146,7 @@ class SpikePlots(Callback):
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self._due or self._batch is None:
             return
-        step = trainer.global_step
+        step = batches_done(trainer)
         batch = move_batch(self._batch, pl_module.device)
         recording = record_activity(
             pl_module.encoder, pl_module.network, pl_module.task.inputs(batch)
@@ -158,4 +164,6 @@ class SpikePlots(Callback):
                 rates = counts / (self._rate_steps * pl_module.dt)
                 writer.add_histogram(f"rates_hz/{name}", rates, step)
             for name, parameter in pl_module.named_parameters():
-                writer.add_histogram(f"weights/{name}", parameter.detach().cpu(), step)
+                writer.add_histogram(
+                    f"weights/{parameter_label(name)}", parameter.detach().cpu(), step
+                )

@@ -24,6 +24,7 @@ from spikeexp.viz.figures import (
 from spikeexp.viz.record import (
     LayerRecording,
     Recording,
+    parameter_label,
     record_activity,
     recording_figures,
     threshold_of,
@@ -36,6 +37,7 @@ __all__ = [
     "firing_rate_histogram",
     "mask_intervals",
     "neuron_rates_hz",
+    "parameter_label",
     "readout_traces",
     "record_activity",
     "recording_figures",

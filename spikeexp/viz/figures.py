@@ -79,7 +79,7 @@ def spike_raster(
     times, label = time_axis(steps, dt)
     step_index, neuron_index = np.nonzero(grid)
     figure, ax = _new_figure()
-    ax.scatter(times[step_index], neuron_index, s=4, marker="|", c="black", linewidths=0.8)
+    ax.scatter(times[step_index], neuron_index, s=16, marker="|", c="black", linewidths=1.0)
     step = times[1] - times[0] if steps > 1 else 1.0
     ax.set_xlim(times[0] - step / 2, times[-1] + step / 2)
     ax.set_ylim(-0.5, neurons - 0.5)
@@ -173,7 +173,7 @@ def voltage_traces(
     ax.set_xlabel(label)
     ax.set_ylabel("membrane voltage")
     ax.set_title(title)
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return figure
 
 
@@ -232,7 +232,7 @@ def readout_traces(
     ax.set_xlabel(label)
     ax.set_ylabel("readout")
     ax.set_title(title)
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return figure
 
 

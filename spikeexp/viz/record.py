@@ -143,6 +143,13 @@ def network_dt(layers: Mapping[str, nn.Module]) -> float:
     return steps.pop() if steps else 1e-3
 
 
+def parameter_label(name: str) -> str:
+    """A parameter's name without wrapper levels, for weight plots and histogram tags:
+    ``network.layers.fc1.module.weight`` (Lightning module) or ``layers.fc1.module.weight``
+    (network) -> ``fc1.weight``."""
+    return name.removeprefix("network.").removeprefix("layers.").replace(".module.", ".")
+
+
 def _most_active(spikes: torch.Tensor, sample: int, count: int) -> list[int]:
     """Indices of the ``count`` neurons with most spikes in ``sample`` (ascending index)."""
     per_neuron = spikes[:, sample].reshape(spikes.shape[0], -1).sum(dim=0)

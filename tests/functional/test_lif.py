@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_li import closed_form_voltage
 
 from spikeexp.functional.neurons.li import LIParameters
 from spikeexp.functional.neurons.lif import (
@@ -14,6 +13,8 @@ from spikeexp.functional.neurons.lif import (
     lif_step,
     validate_lif,
 )
+
+from .test_li import closed_form_voltage
 
 
 def _run(x: float, steps: int, p: LIFParameters = LIFParameters()) -> list[tuple[float, float]]:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import spikeexp.conf
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 import spikeexp as snn
 from spikeexp.functional.neurons import MODELS, NeuronModel
 from spikeexp.module import NEURON_MODULES, RecurrentState
 
+CONF = Path(spikeexp.conf.__file__).parent
 ALL = sorted(MODELS)
 SPIKING = sorted(name for name, model in MODELS.items() if model.spiking)
 # Input scale that makes each model fire within a few steps (Izhikevich works in mV).
@@ -155,13 +159,14 @@ def test_recurrent_cell_step_by_hand(name: str) -> None:
     cell = _module(name, "RecurrentCell", 3, 4, autapses=True).double()
     with torch.no_grad():
         cell.input_weights.abs_()  # excitatory input: every neuron fires within a few steps
-    x = _drive(name, 8, 2, 3, dtype=torch.float64)
-    state = None
-    for x_t in x[:-1]:
-        z, state = cell(x_t, state)
-    assert z.sum().item() > 0  # the fed-back spikes must matter in the step checked
-    z_last, state_last = cell(x[-1], state)
-    current = x[-1] @ cell.input_weights.t() + z @ cell.recurrent_weights.t()
+    x = _drive(name, 20, 2, 3, dtype=torch.float64)
+    z, state = cell(x[0])
+    steps = 1
+    while z.sum().item() == 0:  # step on until fed-back spikes matter in the step checked
+        z, state = cell(x[steps], state)
+        steps += 1
+    z_last, state_last = cell(x[steps], state)
+    current = x[steps] @ cell.input_weights.t() + z @ cell.recurrent_weights.t()
     z_expected, neuron_expected = model.step(current, state.neuron, cell.p, cell.dt, True)
     torch.testing.assert_close(z_last, z_expected)
     _assert_states_equal(state_last, RecurrentState(z_expected, neuron_expected))
@@ -333,3 +338,20 @@ def test_wrong_input_shapes_name_the_layout(name: str) -> None:
             _module(name, "RecurrentCell", 3, 4)(torch.ones(2, 5))
         with pytest.raises(ValueError, match=r"expects input \[T, batch, input_size\]"):
             _module(name, "Recurrent", 3, 4)(torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_config_file_lists_every_parameter_and_builds_the_modules(name: str) -> None:
+    model = MODELS[name]
+    config = OmegaConf.load(CONF / "neuron" / f"{name}.yaml")
+    assert config.model == name
+    params = {key: config[key] for key in config if key not in ("model", "dt", "learnable")}
+    assert list(params) == list(model.parameters._fields)
+    params = OmegaConf.to_container(OmegaConf.create(params))
+    learnable = list(config.learnable)
+    defaults = model.parameters()._asdict()
+    assert params == defaults
+    suffixes = ("Cell", "", "RecurrentCell", "Recurrent") if model.spiking else ("Cell", "")
+    for suffix in suffixes:
+        sizes = (3, 4) if "Recurrent" in suffix else ()
+        NEURON_MODULES[f"{model.prefix}{suffix}"](*sizes, dt=1e-3, learnable=learnable, **params)

@@ -190,4 +190,4 @@ MODEL = NeuronModel(
     resolve=resolve_izhikevich,
 )
 
-__all__ = ["PRESETS", "izhikevich_preset"]
+__all__ = ["izhikevich_preset"]

@@ -1,0 +1,279 @@
+"""Fused whole-sequence kernels against the reference step loop (forward 1e-6, gradients 1e-5)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.autograd.graph import saved_tensors_hooks
+
+import spikeexp as snn
+from spikeexp.functional.fused import build
+from spikeexp.functional.fused.lif import LIFSequenceFunction, lif_fused_sequence
+from spikeexp.functional.fused.recurrent import MODES, RecurrentSequenceFunction
+from spikeexp.functional.neurons import MODELS
+from spikeexp.functional.neurons.lif import LIFParameters, LIFState
+from spikeexp.functional.surrogate import SURROGATES
+from spikeexp.module.unroll import RecurrentState, reference_recurrent_sequence, reference_sequence
+
+LIF = MODELS["lif"]
+LSNN = MODELS["lsnn"]
+FORWARD_TOL = 1e-6
+GRAD_TOL = 1e-5
+
+pytestmark = pytest.mark.skipif(build.kernels() is None, reason="no C++ compiler")
+
+
+def _close(actual: torch.Tensor, expected: torch.Tensor, tol: float) -> None:
+    scale = max(1.0, float(expected.abs().max()))
+    assert float((actual - expected).abs().max()) <= tol * scale
+
+
+def _grads(loss: torch.Tensor, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    return torch.autograd.grad(loss, inputs, allow_unused=True)
+
+
+def _spike_count_loss(spikes: torch.Tensor, final: LIFState) -> torch.Tensor:
+    target = torch.linspace(0.0, 3.0, spikes[0].numel()).reshape(spikes.shape[1:])
+    return ((spikes.sum(0) - target) ** 2).mean() + final.v.pow(2).mean() + final.i.mean()
+
+
+def _compare_feed_forward(x, v0, i0, p, extra=(), dtype_tol=1.0):
+    runs = []
+    for run in (reference_sequence, lif_fused_sequence):
+        spikes, final = run(LIF, x, LIFState(v0, i0), p, 1e-3)
+        grads = _grads(_spike_count_loss(spikes, final), [x, v0, i0, *extra])
+        runs.append((spikes, final, grads))
+    (z_ref, s_ref, g_ref), (z, s, g) = runs
+    assert 0.02 < float(z_ref.detach().mean()) < 0.9, "the test needs spikes and silence"
+    _close(z, z_ref, FORWARD_TOL * dtype_tol)
+    _close(s.v, s_ref.v, FORWARD_TOL * dtype_tol)
+    _close(s.i, s_ref.i, FORWARD_TOL * dtype_tol)
+    for actual, expected in zip(g, g_ref, strict=True):
+        assert actual is not None and expected is not None
+        _close(actual, expected, GRAD_TOL * dtype_tol)
+
+
+def _inputs(shape, dtype=torch.float32):
+    x = (torch.randn(shape, dtype=dtype) * 4.0 + 1.0).requires_grad_()
+    v0 = (torch.rand(shape[1:], dtype=dtype) * 0.5).requires_grad_()
+    i0 = torch.randn(shape[1:], dtype=dtype).requires_grad_()
+    return x, v0, i0
+
+
+@pytest.mark.parametrize("method", sorted(SURROGATES))
+def test_feed_forward_matches_reference_for_every_surrogate(method: str) -> None:
+    x, v0, i0 = _inputs((40, 3, 17))
+    _compare_feed_forward(x, v0, i0, LIFParameters(method=method, alpha=20.0))
+
+
+def test_feed_forward_float64_and_nonzero_leak_reset() -> None:
+    x, v0, i0 = _inputs((30, 4, 9), torch.float64)
+    p = LIFParameters(v_leak=0.1, v_reset=-0.2, tau_syn_inv=150.0, tau_mem_inv=250.0)
+    _compare_feed_forward(x, v0, i0, p, dtype_tol=1e-6)
+
+
+def test_per_neuron_and_learnable_parameters_get_reference_gradients() -> None:
+    x, v0, i0 = _inputs((35, 5, 6))
+    tau_mem_inv = (torch.rand(6) * 100 + 80).requires_grad_()
+    tau_syn_inv = torch.tensor(180.0, requires_grad=True)
+    v_th = (torch.rand(6) * 0.5 + 0.7).requires_grad_()
+    v_leak = torch.full((6,), 0.05, requires_grad=True)
+    v_reset = torch.full((5, 6), -0.1, requires_grad=True)
+    p = LIFParameters(tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, "fast_sigmoid", 10.0)
+    _compare_feed_forward(x, v0, i0, p, extra=(tau_mem_inv, tau_syn_inv, v_th, v_leak, v_reset))
+
+
+def test_conv_feature_maps_with_per_channel_parameters() -> None:
+    x, v0, i0 = _inputs((12, 2, 3, 5, 7))
+    p = LIFParameters(v_th=torch.tensor([0.8, 1.0, 1.3]).reshape(3, 1, 1))
+    _compare_feed_forward(x, v0, i0, p)
+
+
+def test_non_contiguous_input_and_broadcast_state() -> None:
+    x = (torch.randn(9, 20, 30) * 4 + 1).transpose(1, 2).requires_grad_()  # [T, 30, 20]
+    v0 = torch.zeros(20, requires_grad=True)  # broadcast over the batch
+    i0 = torch.zeros(30, 20, requires_grad=True)
+    _compare_feed_forward(x, v0, i0, LIFParameters())
+
+
+def test_state_carries_over_between_calls() -> None:
+    x = torch.randn(40, 3, 8) * 4 + 1
+    state = LIF.initial_state(LIFParameters(), x[0])
+    whole, final = lif_fused_sequence(LIF, x, state, LIFParameters(), 1e-3)
+    first, middle = lif_fused_sequence(LIF, x[:17], state, LIFParameters(), 1e-3)
+    second, end = lif_fused_sequence(LIF, x[17:], middle, LIFParameters(), 1e-3)
+    assert torch.equal(torch.cat([first, second]), whole)
+    assert torch.equal(end.v, final.v) and torch.equal(end.i, final.i)
+
+
+def test_saves_one_value_per_neuron_step() -> None:
+    """Memory design: backward keeps the pre-reset voltage only (4 bytes/neuron-step)."""
+    x, v0, i0 = _inputs((50, 8, 64))
+    saved = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with saved_tensors_hooks(pack, lambda tensor: tensor):
+        spikes, _ = lif_fused_sequence(LIF, x, LIFState(v0, i0), LIFParameters(), 1e-3)
+    neuron_steps = x.numel()
+    # u [T, ...] plus the initial voltage and five [batch, neurons] parameter tensors
+    assert sum(saved) == 4 * neuron_steps + 6 * 4 * x[0].numel()
+    assert spikes.requires_grad
+
+
+def test_gradcheck_float64_where_the_surrogate_vanishes() -> None:
+    """Triangle surrogate: zero when |u - v_th| > 1/alpha, so the analytic gradient is exact
+    and gradcheck verifies the adjoint recursion (state, reset, parameter gradients)."""
+    torch.manual_seed(3)
+    shape = (6, 2, 3)
+    x = torch.randn(shape, dtype=torch.float64) * 30.0
+    v0 = torch.rand(shape[1:], dtype=torch.float64) * 0.5
+    i0 = torch.rand(shape[1:], dtype=torch.float64)
+    params = [torch.full(shape[1:], value, dtype=torch.float64) for value in (0.1, 0.2, 0.05)]
+    v_th = torch.rand(shape[1:], dtype=torch.float64) * 0.4 + 0.8
+    v_reset = torch.full(shape[1:], -0.1, dtype=torch.float64)
+    inputs = [t.requires_grad_() for t in (x, v0, i0, *params, v_th, v_reset)]
+    alpha = 1000.0
+    spikes, *_ = LIFSequenceFunction.apply(*inputs, "triangle", alpha)
+    assert 0 < float(spikes.mean()) < 1
+
+    def fused(*args):
+        return LIFSequenceFunction.apply(*args, "triangle", alpha)
+
+    u_margin = _min_threshold_distance(inputs)
+    assert u_margin > 2.0 / alpha
+    assert torch.autograd.gradcheck(fused, inputs, eps=1e-7, atol=1e-6)
+
+
+def _min_threshold_distance(inputs: list[torch.Tensor]) -> float:
+    x, v, i, a, b, v_leak, v_th, v_reset = (t.detach() for t in inputs)
+    smallest = float("inf")
+    for x_t in x:
+        j = i + x_t
+        u = v + a * ((v_leak - v) + j)
+        i = j - b * j
+        smallest = min(smallest, float((u - v_th).abs().min()))
+        v = torch.where(u > v_th, v_reset, u)
+    return smallest
+
+
+def test_training_step_on_spike_counts_matches_reference() -> None:
+    def train(backend: str) -> list[torch.Tensor]:
+        torch.manual_seed(1)
+        net = torch.nn.Linear(30, 12)
+        layer = snn.LIF(backend=backend, learnable=("v_th",))
+        params = [*net.parameters(), *layer.parameters()]
+        optimiser = torch.optim.Adam(params, lr=1e-2)
+        data = torch.rand(25, 8, 30) * 3
+        for _ in range(3):
+            spikes, _ = layer(net(data))
+            loss = ((spikes.sum(0) - 4.0) ** 2).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        return [p.detach().clone() for p in params]
+
+    for fused, reference in zip(train("fused"), train("reference"), strict=True):
+        _close(fused, reference, GRAD_TOL)
+
+
+def test_fallback_without_compiler_is_the_step_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    x, v0, i0 = _inputs((20, 3, 5))
+    monkeypatch.setenv("SPIKEEXP_FUSED_KERNELS", "0")
+    build.kernels.cache_clear()
+    try:
+        assert build.kernels() is None
+        _compare_feed_forward(x, v0, i0, LIFParameters())
+    finally:
+        monkeypatch.delenv("SPIKEEXP_FUSED_KERNELS")
+        build.kernels.cache_clear()
+    assert build.kernels() is not None
+
+
+def _recurrent_case(model, p, hidden=11, steps=60, batch=4, inputs=7, dtype=torch.float32):
+    torch.manual_seed(2)
+    x = (torch.rand(steps, batch, inputs) < 0.3).to(dtype)
+    w_in = (torch.randn(hidden, inputs, dtype=dtype) * 1.5).requires_grad_()
+    w_rec = (torch.randn(hidden, hidden, dtype=dtype) * 0.6).requires_grad_()
+    z0 = (torch.rand(batch, hidden) < 0.5).to(dtype).requires_grad_()
+    neuron = model.initial_state(p, z0.detach())
+    neuron = type(neuron)(*(t.clone().requires_grad_() for t in neuron))
+    runs = []
+    for run in (reference_recurrent_sequence, model.fused_recurrent_sequence):
+        spikes, final = run(model, x, RecurrentState(z0, neuron), w_in, w_rec, p, 1e-3)
+        loss = ((spikes.sum(0) - 2.0) ** 2).mean() + final.z.sum() * 0.3
+        loss = loss + sum(t.pow(2).mean() for t in final.neuron)
+        runs.append((spikes, final, _grads(loss, [w_in, w_rec, z0, *neuron])))
+    (z_ref, s_ref, g_ref), (z, s, g) = runs
+    assert 0.01 < float(z_ref.detach().mean()) < 0.9
+    _close(z, z_ref, FORWARD_TOL)
+    for actual, expected in zip(s.neuron, s_ref.neuron, strict=True):
+        _close(actual, expected, FORWARD_TOL)
+    for actual, expected in zip(g, g_ref, strict=True):
+        _close(actual, expected, GRAD_TOL)
+
+
+@pytest.mark.parametrize("method", ["super", "triangle", "arctan", "erfc"])
+def test_recurrent_lif_matches_reference(method: str) -> None:
+    _recurrent_case(LIF, LIFParameters(method=method, alpha=30.0))
+
+
+@pytest.mark.parametrize("adaptation", ["norse", "bellec"])
+@pytest.mark.parametrize("method", ["super", "sigmoid"])
+def test_recurrent_lsnn_matches_reference(adaptation: str, method: str) -> None:
+    beta = 0.3 if adaptation == "norse" else 30.0
+    p = LSNN.parameters(adaptation=adaptation, beta=beta, method=method, tau_adapt_inv=50.0)
+    _recurrent_case(LSNN, p)
+
+
+def test_recurrent_per_neuron_parameters_and_float64() -> None:
+    p = LSNN.parameters(
+        tau_mem_inv=torch.linspace(60, 200, 11, dtype=torch.float64),
+        v_th=torch.linspace(0.7, 1.2, 11, dtype=torch.float64),
+        beta=0.2,
+        adaptation="norse",
+    )
+    _recurrent_case(LSNN, p, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_recurrent_gradcheck_float64_where_the_surrogate_vanishes(mode: str) -> None:
+    torch.manual_seed(5)
+    steps, batch, hidden = 5, 2, 3
+    projected = torch.randn(steps, batch, hidden, dtype=torch.float64) * 40.0
+    weights = torch.randn(hidden, hidden, dtype=torch.float64) * 5.0
+    state = [torch.rand(batch, hidden, dtype=torch.float64) * 0.5 for _ in range(4)]
+    state[0] = (state[0] > 0.25).double()
+    b0 = None if mode == "lif" else state[3] + (1.0 if mode == "norse" else 0.0)
+    shape = (batch, hidden)
+    params = tuple(
+        torch.full(shape, value, dtype=torch.float64)
+        for value in (0.1, 0.2, 0.05, 0.0, 1.0, 0.0, 0.5)
+    )
+    inputs = [projected, weights, *state[:3]] + ([b0] if b0 is not None else [])
+    inputs = [t.requires_grad_() for t in inputs]
+
+    def fused(projected, weights, z0, v0, i0, b=None):
+        out = RecurrentSequenceFunction.apply(
+            projected, weights, z0, v0, i0, b, params, MODES[mode], "triangle", 1000.0
+        )
+        return tuple(t for t in out if t is not None)
+
+    spikes, *_ = fused(*inputs)
+    assert 0 < float(spikes.mean()) < 1
+    assert torch.autograd.gradcheck(fused, inputs, eps=1e-7, atol=1e-6)
+
+
+def test_recurrent_with_learnable_parameters_falls_back_exactly() -> None:
+    fused = snn.LSNNRecurrent(5, 6, learnable=("tau_mem_inv",))
+    reference = snn.LSNNRecurrent(5, 6, learnable=("tau_mem_inv",), backend="reference")
+    reference.load_state_dict(fused.state_dict())
+    x = (torch.rand(30, 3, 5) < 0.4).float() * 3
+    grads = []
+    for layer in (fused, reference):
+        spikes, _ = layer(x)
+        spikes.sum().backward()
+        grads.append(layer.tau_mem_inv.grad)
+    assert torch.equal(grads[0], grads[1])

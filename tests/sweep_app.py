@@ -1,0 +1,67 @@
+"""A tiny Hydra app for the sweep tests: a known objective of `x` and `y`, optional failures,
+optional intermediate values reported to the Optuna trial (for pruning).
+
+    python sweep_app.py -m hydra/sweeper=optuna 'hydra.sweeper.params.x=interval(-4,4)'
+
+The objective is ``(x - 1)^2 + (0 if y == "a" else 3)``; each run writes ``result.json`` (its
+parameters, value and the number of steps it ran) into its Hydra output directory.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import hydra
+import optuna
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from hydra_plugins.spikeexp_optuna_sweeper.trial import TrialReporter
+
+ConfigStore.instance().store(
+    name="sweep_app",
+    node={
+        "x": 0.0,
+        "y": "a",
+        # Raise for x above this value (null: never).
+        "fail_above": None,
+        # Return NaN for x below this value (null: never).
+        "nan_below": None,
+        # Intermediate values reported per step; the last one equals the objective.
+        "steps": 0,
+        "optuna_trial": None,
+    },
+)
+
+
+def objective(x: float, y: str) -> float:
+    """The value the sweep minimises."""
+    return (x - 1.0) ** 2 + (0.0 if y == "a" else 3.0)
+
+
+@hydra.main(version_base="1.3", config_path=None, config_name="sweep_app")
+def main(config: DictConfig) -> float:
+    """Compute the objective; report ``steps`` intermediate values; fail on request."""
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    value = objective(config.x, config.y)
+    steps_run = 0
+    reporter = TrialReporter.from_config(config.optuna_trial) if config.optuna_trial else None
+    for step in range(config.steps):
+        steps_run = step + 1
+        intermediate = value + (config.steps - 1 - step)
+        if reporter is not None and reporter.report(intermediate, step):
+            break
+    result = {"x": config.x, "y": config.y, "value": value, "steps_run": steps_run}
+    (output_dir / "result.json").write_text(json.dumps(result))
+    if config.fail_above is not None and config.x > config.fail_above:
+        raise RuntimeError(f"x={config.x} is above {config.fail_above}")
+    if config.nan_below is not None and config.x < config.nan_below:
+        return math.nan
+    return value
+
+
+if __name__ == "__main__":
+    # Keep the pruned trials quiet and the module importable without running.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    main()
