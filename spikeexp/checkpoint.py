@@ -165,7 +165,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(
         self,
         path: _PATH,
-        map_location: _MAP_LOCATION_TYPE = "cpu",
+        map_location: _MAP_LOCATION_TYPE = None,
         weights_only: bool | None = None,
     ) -> dict[str, Any]:
-        return load_checkpoint_file(path, map_location=map_location or "cpu")
+        return load_checkpoint_file(path, map_location=map_location)

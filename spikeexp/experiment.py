@@ -25,9 +25,11 @@ from lightning.pytorch import Callback, LightningDataModule, Trainer
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from spikeexp.checkpoint import SafeCheckpointIO
 from spikeexp.decode import Decoder
 from spikeexp.lightning import LayerRegularization, Regularization, SpikingModule
 from spikeexp.network import build_network
+from spikeexp.reliability import reliability_callbacks
 from spikeexp.schema import (
     ConfigError,
     check_keys,
@@ -82,6 +84,14 @@ def _check_top_level(config: Mapping[str, Any]) -> None:
     check_type("tbptt_steps", tbptt, int | None)
     if tbptt is not None and tbptt < 1:
         raise ConfigError(f"tbptt_steps must be null or >= 1 (got {tbptt})")
+    recompute = config.get("checkpoint_steps")
+    check_type("checkpoint_steps", recompute, int | None)
+    if recompute is not None and recompute < 1:
+        raise ConfigError(f"checkpoint_steps must be null or >= 1 (got {recompute})")
+    if recompute is not None and tbptt is not None:
+        raise ConfigError(
+            f"checkpoint_steps must be null when tbptt_steps is set (got {recompute} and {tbptt})"
+        )
 
 
 def validate_config(config: Mapping[str, Any]) -> None:
@@ -182,6 +192,7 @@ def build_experiment(config: DictConfig) -> Experiment:
         dt=resolved["dt"],
         regularization=regularization,
         tbptt_steps=resolved.get("tbptt_steps"),
+        checkpoint_steps=resolved.get("checkpoint_steps"),
         config=resolved,
     )
     return Experiment(module=module, datamodule=datamodule)
@@ -197,5 +208,13 @@ def build_trainer(config: DictConfig, **overrides: Any) -> Trainer:
         instantiate(f"logger.{name}", node)
         for name, node in _entries("logger", config.get("logger")).items()
     ]
-    kwargs: dict[str, Any] = {"callbacks": callbacks, "logger": loggers or False, **overrides}
+    # Always on (spikeexp.reliability, spikeexp.checkpoint): NaN/inf guard, last.ckpt every N steps
+    # and on SIGTERM, atomic checkpoint writes and weights_only loads.
+    callbacks += reliability_callbacks(config.get("last_checkpoint_every_n_steps"))
+    kwargs: dict[str, Any] = {
+        "callbacks": callbacks,
+        "logger": loggers or False,
+        "plugins": [SafeCheckpointIO()],
+        **overrides,
+    }
     return instantiate("trainer", config.trainer, **kwargs)

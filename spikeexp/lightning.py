@@ -31,6 +31,7 @@ from lightning.pytorch import LightningModule
 from torch import nn
 
 from spikeexp.network import SpikingNetwork
+from spikeexp.recompute import checkpointed_forward
 from spikeexp.tasks.base import Task
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -102,6 +103,9 @@ class SpikingModule(LightningModule):
         dt: integration step (s), converts spike probabilities to rates in Hz.
         regularization: the rate regularisers.
         tbptt_steps: chunk length (steps) of truncated BPTT, ``None`` for full BPTT.
+        checkpoint_steps: full BPTT in less memory: training forward passes run in chunks of
+            this many steps whose insides are recomputed during backward
+            (:mod:`spikeexp.recompute`); ``None`` keeps everything. Not with ``tbptt_steps``.
         config: the resolved run config as plain data; saved as the hyper-parameter ``config``
             in checkpoints (plain containers only, loadable with ``weights_only=True``).
     """
@@ -116,11 +120,18 @@ class SpikingModule(LightningModule):
         dt: float = 1e-3,
         regularization: Regularization | None = None,
         tbptt_steps: int | None = None,
+        checkpoint_steps: int | None = None,
         config: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if tbptt_steps is not None and (isinstance(tbptt_steps, bool) or tbptt_steps < 1):
             raise ValueError(f"tbptt_steps must be null or an integer >= 1 (got {tbptt_steps})")
+        if checkpoint_steps is not None and tbptt_steps is not None:
+            raise ValueError(
+                f"checkpoint_steps must be null when tbptt_steps is set (got checkpoint_steps="
+                f"{checkpoint_steps}, tbptt_steps={tbptt_steps}); choose one of the two"
+            )
+        self.checkpoint_steps = checkpoint_steps
         self.encoder = encoder
         self.network = network
         self.task = task
@@ -142,7 +153,10 @@ class SpikingModule(LightningModule):
     def shared_step(self, batch: Any, stage: str) -> torch.Tensor:
         """Encode, run the network from rest, compute and log loss and metrics."""
         x = self.task.inputs(batch)
-        readout, _ = self.network(self.encoder(x))
+        if stage == "train" and self.checkpoint_steps is not None:
+            readout, _ = checkpointed_forward(self.network, self.encoder(x), self.checkpoint_steps)
+        else:
+            readout, _ = self.network(self.encoder(x))
         output = self.task.step(readout, batch, stage)
         loss = self._add_regularizers(output.loss, self.network.records, stage, x.shape[0])
         self._log_metrics(output.metrics, stage, x.shape[0])

@@ -29,7 +29,9 @@ from rich.table import Table
 from rich.tree import Tree
 from rich.syntax import Syntax
 
+from spikeexp.errors import guarded, run_cli
 from spikeexp.experiment import build_experiment, build_trainer
+from spikeexp.resume import checkpoint_to_resume
 
 CONFIG_ORDER = (
     "task",
@@ -102,7 +104,11 @@ def train(config: DictConfig) -> dict[str, float]:
     print_config(config, output_dir)
     experiment = build_experiment(config)
     trainer = build_trainer(config)
-    trainer.fit(experiment.module, datamodule=experiment.datamodule)
+    trainer.fit(
+        experiment.module,
+        datamodule=experiment.datamodule,
+        ckpt_path=checkpoint_to_resume(config, experiment.module),
+    )
     metrics = {k: _number(v) for k, v in trainer.callback_metrics.items()}
     checkpoint = trainer.checkpoint_callback
     best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
@@ -120,11 +126,17 @@ def train(config: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://spikeexp.conf", config_name="train")
-def main(config: DictConfig) -> float | None:
-    """Console script ``spikeexp-train``; returns ``optimized_metric`` for sweepers."""
-    metrics = train(config)
+def hydra_main(config: DictConfig) -> float | None:
+    """The Hydra task: train; return ``optimized_metric`` for sweepers."""
+    metrics = guarded(train, config)
     value = metrics.get(config.optimized_metric)
     return None if value is None or math.isnan(value) else value
+
+
+def main() -> None:
+    """Console script ``spikeexp-train``: one-line errors, ``resume=<run_dir>``
+    (:mod:`spikeexp.errors`, :mod:`spikeexp.resume`)."""
+    run_cli(hydra_main, resumable=True)
 
 
 if __name__ == "__main__":

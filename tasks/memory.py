@@ -54,9 +54,11 @@ class MemoryBatch(NamedTuple):
     """One batch of store-recall sequences.
 
     Attributes:
-        spikes: input spikes ``[T, batch, 4 * population_size]`` float32 (0/1), time-first.
+        spikes: input spikes ``[batch, T, 4 * population_size]`` float32 (0/1). Batch-first like
+            every task's batches (generic code slices samples on dim 0); ``encoder=none``
+            (:class:`~spikeexp.module.encode.PreEncoded`) hands the network the time-first view.
         labels: the stored bit ``[batch]`` int64.
-        recall_mask: ``[T, batch]`` bool, true during the RECALL period.
+        recall_mask: ``[batch, T]`` bool, true during the RECALL period.
         long: whether the batch is the long test variant (its accuracy is logged as
             ``acc_long``).
     """
@@ -151,11 +153,12 @@ class StoreRecall:
             dim=-1,
         ).float()  # [periods, batch, 4]
         probability = rates.mul_(self.dt).repeat_interleave(self.population_size, dim=-1)
+        probability = probability.transpose(0, 1).unsqueeze(2)  # [batch, periods, 1, channels]
         uniform = torch.rand(
-            total, self.period_steps, batch_size, self.channels, generator=generator
+            batch_size, total, self.period_steps, self.channels, generator=generator
         )
-        spikes = (uniform < probability.unsqueeze(1)).float().flatten(0, 1)
-        recall_mask = is_recall.repeat_interleave(self.period_steps, dim=0)
+        spikes = (uniform < probability).float().flatten(1, 2)
+        recall_mask = is_recall.t().repeat_interleave(self.period_steps, dim=1)
         labels = bits.gather(0, store.unsqueeze(0)).squeeze(0)
         return MemoryBatch(spikes, labels, recall_mask, blocks > 1)
 
@@ -359,13 +362,13 @@ class MemoryTask(Task):
         )
 
     def inputs(self, batch: MemoryBatch) -> torch.Tensor:
-        """The input spikes batch-first ``[batch, T, channels]`` (a view; see ``PreEncoded``)."""
-        return batch.spikes.transpose(0, 1)
+        """The input spikes ``[batch, T, channels]`` (``encoder=none`` makes them time-first)."""
+        return batch.spikes
 
     def step(
         self, readout: torch.Tensor, batch: MemoryBatch, stage: str, window: slice = slice(None)
     ) -> TaskOutput:
-        logits, present = recall_logits(readout, batch.recall_mask[window])
+        logits, present = recall_logits(readout, batch.recall_mask.t()[window])
         if not bool(present.any()):
             return TaskOutput(loss=readout.sum() * 0.0)
         logits, labels = logits[present], batch.labels[present]

@@ -4,11 +4,12 @@ optional intermediate values reported to the Optuna trial (for pruning).
     python sweep_app.py -m hydra/sweeper=optuna 'hydra.sweeper.params.x=interval(-4,4)'
 
 The objective is ``(x - 1)^2 + (0 if y == "a" else 3)``; each run writes ``result.json`` (its
-parameters, value and the number of steps it ran) into its Hydra output directory.
+parameters, value, the number of steps it ran and its process id) into its Hydra output directory.
 """
 
 import json
 import math
+import os
 from pathlib import Path
 
 import hydra
@@ -52,7 +53,13 @@ def main(config: DictConfig) -> float:
         intermediate = value + (config.steps - 1 - step)
         if reporter is not None and reporter.report(intermediate, step):
             break
-    result = {"x": config.x, "y": config.y, "value": value, "steps_run": steps_run}
+    result = {
+        "x": config.x,
+        "y": config.y,
+        "value": value,
+        "steps_run": steps_run,
+        "pid": os.getpid(),
+    }
     (output_dir / "result.json").write_text(json.dumps(result))
     if config.fail_above is not None and config.x > config.fail_above:
         raise RuntimeError(f"x={config.x} is above {config.fail_above}")

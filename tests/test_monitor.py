@@ -139,7 +139,8 @@ def test_hparams_hold_config_choices_and_logged_metric_tags(events: EventAccumul
     assert start.hparams["topology.hidden"].string_value == f"[{HIDDEN}]"
     assert start.hparams["choice.neuron"].string_value == "lif"
     assert start.hparams["choice.encoder"].string_value == "constant_current"
-    assert not any(name.startswith(("paths.", "callbacks.")) for name in start.hparams)
+    excluded = ("paths.", "callbacks.", "logger.", "choice.callbacks", "choice.logger")
+    assert not any(name.startswith(excluded) for name in start.hparams)
     experiment = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/experiment"]
     ).experiment
@@ -177,7 +178,7 @@ def test_spike_plots_are_off_in_sweeps_unless_forced(tmp_path: Path) -> None:
     try:
         assert SpikePlots()._is_due(trainer)
         hydra_config = HydraConfig.instance().cfg
-        OmegaConf.set_readonly(hydra_config, False)
+        OmegaConf.set_readonly(hydra_config.hydra, False)
         hydra_config.hydra.mode = RunMode.MULTIRUN
         assert not SpikePlots()._is_due(trainer)
         assert SpikePlots(in_sweeps=True)._is_due(trainer)

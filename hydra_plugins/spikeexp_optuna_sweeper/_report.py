@@ -51,7 +51,9 @@ def write_trials_table(rows: list[dict[str, Any]], directory: Path) -> None:
     with open(directory / TRIALS_CSV, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        writer.writerows({key: _cell(value) for key, value in row.items()} for row in rows)
+        writer.writerows(
+            {key: "" if value is None else value for key, value in row.items()} for row in rows
+        )
     lines = [
         "| " + " | ".join(columns) + " |",
         "|" + "|".join("---" for _ in columns) + "|",

@@ -107,6 +107,8 @@ def _range(name: str, sweep: RangeSweep) -> BaseDistribution:
         )
     count = math.ceil((stop - start) / step - 1e-9)
     last = start + (count - 1) * step
+    if isinstance(last, float):
+        last = round(last, 12)  # 0.1 + 2 * 0.1 is 0.30000000000000004
     if all(isinstance(x, int) for x in (start, stop, step)):
         return IntDistribution(int(start), int(last), step=int(step))
     return FloatDistribution(float(start), float(last), step=float(step))

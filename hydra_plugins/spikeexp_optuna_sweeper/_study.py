@@ -23,7 +23,7 @@ from hydra_plugins.spikeexp_optuna_sweeper._storage import (
     default_storage_url,
     open_storage,
 )
-from hydra_plugins.spikeexp_optuna_sweeper.trial import PRUNED_ATTR, PRUNER_ATTR
+from hydra_plugins.spikeexp_optuna_sweeper._trial import PRUNED_ATTR, PRUNER_ATTR
 
 if TYPE_CHECKING:
     from hydra_plugins.spikeexp_optuna_sweeper.optuna_sweeper import OptunaSweeper

@@ -39,20 +39,22 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, HPa
     return flat
 
 
-def group_choices() -> dict[str, str]:
+def group_choices(exclude: Iterable[str] = ()) -> dict[str, str]:
     """The option chosen in each config group (``{"choice.neuron": "lsnn"}``) of this Hydra run.
 
-    Empty when Hydra did not start this process (e.g. a config composed in a notebook).
+    Groups in ``exclude`` and Hydra's own groups are left out; empty when Hydra did not start
+    this process (e.g. a config composed in a notebook).
     """
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
         return {}
+    skipped = set(exclude)
     choices = HydraConfig.get().runtime.choices
     return {
         f"choice.{group}": str(option)
         for group, option in choices.items()
-        if option is not None and not group.startswith("hydra")
+        if option is not None and group not in skipped and not group.startswith("hydra")
     }
 
 
@@ -62,14 +64,15 @@ class HParamsLogger(Callback):
     Args:
         metrics: metric tags shown as columns (e.g. ``val/acc``); they must be the names the run
             logs. ``optimized_metric`` is typically one of them.
-        exclude: top-level config sections left out (paths and plumbing, not hyper-parameters).
+        exclude: top-level config sections and config groups left out (paths and plumbing, not
+            hyper-parameters).
         config: the resolved config; default: the Lightning module's ``hparams["config"]``.
     """
 
     def __init__(
         self,
         metrics: Iterable[str] = ("val/acc", "val/loss"),
-        exclude: Iterable[str] = ("callbacks", "logger", "paths", "hydra"),
+        exclude: Iterable[str] = ("callbacks", "logger", "paths", "hydra", "debug"),
         config: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -86,7 +89,7 @@ class HParamsLogger(Callback):
         """The flattened hyper-parameters and group choices of the run."""
         config = self.config if self.config is not None else pl_module.hparams.get("config", {})
         kept = {key: value for key, value in config.items() if key not in self.exclude}
-        return {**group_choices(), **flatten_config(kept)}
+        return {**group_choices(self.exclude), **flatten_config(kept)}
 
     @rank_zero_only
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

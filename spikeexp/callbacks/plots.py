@@ -11,8 +11,9 @@ tag                             content
 ``activity/raster/<layer>``     spike raster of each spiking layer
 ``activity/voltage/<layer>``    membrane voltage of the 5 most active neurons, threshold dashed
 ``activity/rates/<layer>``      histogram (figure) of per-neuron rates over the batch
-``activity/readout``            readout traces; a task with ``periods(batch)`` gets its periods
-                                (e.g. store / recall) shaded
+``activity/readout``            readout traces; a task with a method ``periods(batch)`` returning
+                                named time-first masks ``{"store": [T, batch] bool, ...}`` gets
+                                those periods shaded
 ``rates_hz/<layer>``            TensorBoard histogram of per-neuron firing rates (Hz) over the
                                 whole validation set
 ``weights/<parameter>``         TensorBoard histogram of every parameter (``fc1.weight`` ...)
@@ -42,7 +43,8 @@ def slice_batch(batch: Any, index: slice) -> Any:
     if isinstance(batch, Mapping):
         return {key: slice_batch(value, index) for key, value in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(slice_batch(value, index) for value in batch)
+        items = [slice_batch(value, index) for value in batch]
+        return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)
     return batch
 
 
@@ -53,7 +55,8 @@ def move_batch(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, Mapping):
         return {key: move_batch(value, device) for key, value in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(move_batch(value, device) for value in batch)
+        items = [move_batch(value, device) for value in batch]
+        return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)
     return batch
 
 

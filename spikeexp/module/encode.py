@@ -52,6 +52,14 @@ class Encoder(nn.Module):
         """Per-sample output shape for per-sample input shape ``input_shape`` (same by default)."""
         return tuple(input_shape)
 
+    def check_input(self, x: torch.Tensor) -> None:
+        """The input has a batch axis: ``[batch, ...]``."""
+        if x.dim() < 1:
+            raise ValueError(
+                f"{type(self).__name__} expects input [batch, ...] (got a 0-dim tensor); "
+                "it returns [seq_length, batch, ...]"
+            )
+
     def extra_repr(self) -> str:
         return f"seq_length={self.seq_length}"
 
@@ -87,6 +95,7 @@ class ConstantCurrentEncoder(Encoder):
         self.scale = float(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         return constant_current_encode(x, self.seq_length, self.scale)
 
     def extra_repr(self) -> str:
@@ -122,6 +131,7 @@ class ConstantCurrentLIFEncoder(Encoder):
         self.lif = NEURON_MODULES["LIF"](p=p, dt=dt, **overrides)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         current = constant_current_encode(x, self.seq_length, self.scale)
         spikes, _ = self.lif(current)
         return spikes
@@ -151,6 +161,7 @@ class PoissonEncoder(_SeededGenerator):
         self.dt = float(dt)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         return poisson_encode(x, self.seq_length, self.f_max, self.dt, self.generator)
 
     def extra_repr(self) -> str:
@@ -176,6 +187,7 @@ class SpikeLatencyEncoder(Encoder):
         self.threshold = float(threshold)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         return spike_latency_encode(x, self.seq_length, self.threshold)
 
     def extra_repr(self) -> str:
@@ -262,6 +274,7 @@ class PopulationEncoder(_SeededGenerator):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         activation = gaussian_tuning(x, self.size, self.low, self.high, self.sigma)
         if self.layout == "channels":
             self._check_channels(x.dim() - 1)

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(build.kernels() is None, reason="no C++ compiler
 
 
 def _close(actual: torch.Tensor, expected: torch.Tensor, tol: float) -> None:
-    scale = max(1.0, float(expected.abs().max()))
+    scale = max(1.0, float(expected.detach().abs().max()))
     assert float((actual - expected).abs().max()) <= tol * scale
 
 

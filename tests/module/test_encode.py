@@ -155,3 +155,9 @@ def test_every_encoder_has_a_config() -> None:
     for name in spikeexp.module.encode.__all__:
         if name != "Encoder":
             assert f"spikeexp.module.encode.{name}" in targets
+
+
+@pytest.mark.parametrize("name", ENCODERS)
+def test_input_without_batch_axis_is_rejected(name: str) -> None:
+    with pytest.raises(ValueError, match=re.escape("expects input [batch, ...] (got a 0-dim")):
+        ENCODERS[name]()(torch.tensor(0.5))

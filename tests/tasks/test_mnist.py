@@ -15,10 +15,6 @@ from spikeexp.tasks.mnist import FashionMNISTDataModule, MNISTDataModule
 DEBIAN_FOLDER = Path("/usr/share/datasets/fashion-mnist")
 
 
-def _images(dataset) -> torch.Tensor:
-    return dataset.tensors[0] if hasattr(dataset, "tensors") else dataset.x
-
-
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
 @pytest.mark.parametrize(
     ("module", "layout"),

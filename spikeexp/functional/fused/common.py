@@ -24,11 +24,14 @@ _SURROGATE_CHUNK = 1 << 16  # elements per surrogate evaluation: temporaries sta
 
 
 def kernel_applies(x: torch.Tensor, tensors: list[Any]) -> bool:
-    """The C++ kernels can run: CPU, float32/float64, one dtype, no unsupported shape."""
+    """The C++ kernels can run: CPU, float32/float64, one floating dtype (integer parameters are
+    converted, as type promotion does in the step loop), and a compiler."""
     if x.device.type != "cpu" or x.dtype not in KERNEL_DTYPES or x.shape[0] == 0:
         return False
     for value in tensors:
-        if isinstance(value, torch.Tensor) and (value.dtype != x.dtype or value.device != x.device):
+        if not isinstance(value, torch.Tensor):
+            continue
+        if value.device != x.device or (value.is_floating_point() and value.dtype != x.dtype):
             return False
     return kernels() is not None
 
@@ -46,7 +49,7 @@ def broadcasts_to(value: Any, shape: torch.Size) -> bool:
 def per_neuron(value: Any, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
     """A parameter as a contiguous tensor of ``shape`` (autograd sums the gradient back)."""
     if isinstance(value, torch.Tensor):
-        return value.expand(shape).contiguous()
+        return value.to(like.dtype).expand(shape).contiguous()
     return torch.full(shape, value, dtype=like.dtype, device=like.device)
 
 

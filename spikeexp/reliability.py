@@ -1,0 +1,181 @@
+"""Callbacks that keep a run's work safe: stop on NaN/inf, checkpoint on SIGTERM.
+
+* :class:`NonFiniteGuard` checks the training loss before every backward pass (and the gradients
+  before every optimiser step). A NaN or inf stops the run with :class:`NonFiniteLossError`,
+  whose message names the global step and the last finite metrics, *before* the optimiser could
+  write NaN into the weights; no checkpoint is written after it, so ``last.ckpt`` stays the last
+  good state.
+* :class:`LastCheckpoint` saves ``last.ckpt`` every N training steps (config key
+  ``last_checkpoint_every_n_steps``) and at the end of the batch during which the process received
+  SIGTERM (what SLURM sends before pre-emption or at the time limit); Lightning then stops the
+  run, and ``spikeexp-train resume=<run_dir>`` continues it.
+
+:func:`reliability_callbacks` returns both; the training pipeline always adds them.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.optim import Optimizer
+
+LAST_CHECKPOINT = "last.ckpt"
+MAX_METRICS_SHOWN = 6
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss (or a gradient) became NaN or inf; the message is one line."""
+
+
+def checkpoint_dir(trainer: Trainer) -> Path:
+    """Where the run's checkpoints go: the checkpoint callback's folder, else
+    ``<default_root_dir>/checkpoints``."""
+    callback = trainer.checkpoint_callback
+    if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+        return Path(callback.dirpath)
+    return Path(trainer.default_root_dir) / "checkpoints"
+
+
+def _finite_metrics(trainer: Trainer) -> dict[str, float]:
+    values = {}
+    for name, value in trainer.callback_metrics.items():
+        number = float(value.item() if isinstance(value, torch.Tensor) else value)
+        if math.isfinite(number):
+            values[name] = number
+    return values
+
+
+class NonFiniteGuard(Callback):
+    """Stop training on the first NaN/inf loss or gradient, before the weights are touched.
+
+    Args:
+        check_gradients: also check every gradient before each optimiser step (one reduction
+            over all gradients per step).
+    """
+
+    def __init__(self, check_gradients: bool = True) -> None:
+        self.check_gradients = check_gradients
+        self._last_finite_loss: float | None = None
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, index: int
+    ) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+            value = float(loss.detach())
+            if math.isfinite(value):
+                self._last_finite_loss = value
+
+    def on_before_backward(
+        self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor
+    ) -> None:
+        if not bool(torch.isfinite(loss.detach()).all()):
+            raise NonFiniteLossError(
+                self._message(trainer, f"training loss is {float(loss.detach().flatten()[0])}")
+            )
+
+    def on_before_optimizer_step(
+        self, trainer: Trainer, pl_module: LightningModule, optimizer: Optimizer
+    ) -> None:
+        if not self.check_gradients:
+            return
+        named = [(n, p.grad) for n, p in pl_module.named_parameters() if p.grad is not None]
+        if not named:
+            return
+        norms = torch.stack(torch._foreach_norm([grad for _, grad in named]))
+        if bool(torch.isfinite(norms).all()):
+            return
+        bad = named[int((~torch.isfinite(norms)).nonzero()[0])][0]
+        raise NonFiniteLossError(self._message(trainer, f"gradient of {bad} is not finite"))
+
+    def _message(self, trainer: Trainer, what: str) -> str:
+        metrics = _finite_metrics(trainer)
+        if self._last_finite_loss is not None:
+            metrics.setdefault("train/loss (last finite step)", self._last_finite_loss)
+        shown = ", ".join(
+            f"{name}={value:.4g}" for name, value in sorted(metrics.items())[:MAX_METRICS_SHOWN]
+        )
+        last = checkpoint_dir(trainer) / LAST_CHECKPOINT
+        kept = (
+            f"last good checkpoint kept: {last}"
+            if last.exists()
+            else "no checkpoint was written before it"
+        )
+        return (
+            f"{what} at global step {trainer.global_step} (epoch {trainer.current_epoch}); "
+            f"last finite metrics: {shown or 'none yet'}; {kept}; try a smaller optimizer.lr or "
+            f"trainer.gradient_clip_val=1.0"
+        )
+
+
+class LastCheckpoint(Callback):
+    """Save ``last.ckpt`` every ``every_n_train_steps`` steps and when SIGTERM arrives.
+
+    Both saves happen at the end of a training batch, in the same state as a step checkpoint of
+    ``ModelCheckpoint``, so a resumed run continues with the next batch. On SIGTERM, Lightning's
+    own handler only sets ``trainer.received_sigterm`` and stops the loops after the batch; this
+    callback saves first. (``ModelCheckpoint(save_last=True)`` still writes ``last.ckpt`` at the
+    end of every epoch.)
+
+    Args:
+        every_n_train_steps: save every this many optimiser steps (``None``: only on SIGTERM).
+    """
+
+    def __init__(self, every_n_train_steps: int | None = None) -> None:
+        if every_n_train_steps is not None and (
+            isinstance(every_n_train_steps, bool)
+            or not isinstance(every_n_train_steps, int)
+            or every_n_train_steps < 1
+        ):
+            raise ValueError(
+                f"last_checkpoint_every_n_steps must be null or an integer >= 1 "
+                f"(got {every_n_train_steps!r})"
+            )
+        self.every_n_train_steps = every_n_train_steps
+        self.saved_on_sigterm: Path | None = None
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, index: int
+    ) -> None:
+        if trainer.received_sigterm:
+            if self.saved_on_sigterm is None:
+                self.saved_on_sigterm = self._save(trainer)
+        elif self.every_n_train_steps and trainer.global_step % self.every_n_train_steps == 0:
+            self._save(trainer)
+
+    @staticmethod
+    def _save(trainer: Trainer) -> Path:
+        path = checkpoint_dir(trainer) / LAST_CHECKPOINT
+        callback = trainer.checkpoint_callback
+        if isinstance(callback, ModelCheckpoint):
+            # Recorded in the checkpoint, so that ModelCheckpoint (also after a resume) keeps
+            # overwriting this last.ckpt instead of starting a last-v1.ckpt next to it.
+            callback.last_model_path = str(path)
+        trainer.save_checkpoint(path)
+        return path
+
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, SIGTERMException) or not trainer.is_global_zero:
+            return
+        saved = (
+            f"saved {self.saved_on_sigterm}" if self.saved_on_sigterm else "no new checkpoint saved"
+        )
+        print(
+            f"stopped by SIGTERM at global step {trainer.global_step}: {saved}; continue with: "
+            f"spikeexp-train resume={trainer.default_root_dir}",
+            file=sys.stderr,
+        )
+
+
+def reliability_callbacks(last_checkpoint_every_n_steps: int | None = None) -> list[Callback]:
+    """The callbacks every training run gets (see the module docstring)."""
+    return [NonFiniteGuard(), LastCheckpoint(last_checkpoint_every_n_steps)]
