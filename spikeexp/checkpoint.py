@@ -10,6 +10,9 @@
   every load (resume, ``trainer.test(ckpt_path=...)``) safe, whatever the caller asked for.
 * :func:`verify_checkpoint` checks that a checkpoint fits a module (same parameter names and
   shapes) and turns every problem into a one-line :class:`CheckpointError`.
+* :func:`check_config_targets` refuses a run config stored in a checkpoint whose ``_target_``
+  entries point outside this project, torch optimisers and Lightning (a checkpoint never picks
+  the code that runs).
 """
 
 from __future__ import annotations
@@ -148,6 +151,33 @@ def verify_checkpoint(path: str | os.PathLike[str], module: nn.Module) -> dict[s
     return checkpoint
 
 
+# Lightning's ddp_spawn launcher writes the trained weights of rank 0 to this file name.
+SPAWN_WEIGHTS_FILE = ".temp.ckpt"
+
+
+TRUSTED_TARGET_PREFIXES = ("spikeexp.", "torch.optim.", "lightning.pytorch.")
+"""Modules a config stored *inside a checkpoint* may name as ``_target_`` (what the shipped
+config groups use); a checkpoint is data from elsewhere and must not choose code to run."""
+
+
+def check_config_targets(config: Any, source: str, key: str = "") -> None:
+    """Raise :class:`CheckpointError` if the config ``config`` taken from a checkpoint names a
+    ``_target_`` outside :data:`TRUSTED_TARGET_PREFIXES` (checked before anything is built)."""
+    if isinstance(config, Mapping):
+        target = config.get("_target_")
+        if target is not None and not str(target).startswith(TRUSTED_TARGET_PREFIXES):
+            raise CheckpointError(
+                f"{source}: its stored config names {key or 'the root'}._target_={target!r}, "
+                f"outside {', '.join(TRUSTED_TARGET_PREFIXES)}; refusing to build it (use "
+                f"run_dir=<the run folder> to evaluate with the run's own config)"
+            )
+        for name, value in config.items():
+            check_config_targets(value, source, f"{key}.{name}" if key else str(name))
+    elif isinstance(config, (list, tuple)):
+        for index, value in enumerate(config):
+            check_config_targets(value, source, f"{key}[{index}]")
+
+
 class SafeCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoint I/O: atomic saves, ``weights_only=True`` loads, one-line errors.
 
@@ -168,4 +198,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
         map_location: _MAP_LOCATION_TYPE = None,
         weights_only: bool | None = None,
     ) -> dict[str, Any]:
+        if Path(path).name == SPAWN_WEIGHTS_FILE:
+            # ddp_spawn hands rank 0's weights to the main process as a bare state_dict.
+            return torch.load(path, map_location=map_location, weights_only=True)
         return load_checkpoint_file(path, map_location=map_location)

@@ -1,4 +1,4 @@
-r"""Decoders: turn the readout layer's sequence ``[T, batch, classes]`` into logits ``[batch, classes]``.
+r"""Decoders: the readout layer's sequence ``[T, batch, classes]`` -> logits ``[batch, classes]``.
 
 ==================  ============================================  ======================
 decoder             logits :math:`y_c`                            readout layer

@@ -20,6 +20,7 @@ runs stopped by a NaN/inf loss and sweep jobs keep their directories.
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import sys
@@ -41,6 +42,7 @@ from spikeexp.resume import resume_arguments
 T = TypeVar("T")
 KNOWN_ERRORS = (HydraException, OmegaConfBaseException, ValueError, OSError, NonFiniteLossError)
 SIGTERM_EXIT_CODE = 143
+CLI_MARKER = "SPIKEEXP_CLI_SET_HYDRA_FULL_ERROR"
 SETUP_FILES = {
     ".hydra": None,
     "config_tree.log": None,
@@ -68,15 +70,34 @@ def _hydra_message(error: HydraException) -> str:
         reason = next(
             (line for line in lines if not line.startswith(("Error parsing", "See "))), ""
         )
-        return f"cannot parse override {error.override!r}: {reason} (see `spikeexp-train --help`)"
+        return f"cannot parse override {error.override!r}: {reason} (syntax: key=value, +key=value)"
     if lines and lines[0].startswith("Could not override '") and error.__cause__ is not None:
         key = lines[0].split("'")[1]
         cause = _lines(error.__cause__)
         if cause and "not in struct" in cause[0]:
-            return f"unknown key {key} (to add a new key use +{key}=...)"
+            return _unknown_key_message(key, error.__cause__)
         return f"cannot override {key}: {cause[0] if cause else ''}"
     cause = _lines(error.__cause__) if error.__cause__ is not None else []
     return "; ".join([*lines[:2], *cause[:1]])
+
+
+def _unknown_key_message(key: str, cause: BaseException) -> str:
+    """``unknown key a.b; did you mean ...? valid keys of a: ...`` from OmegaConf's error."""
+    parent = getattr(cause, "parent_node", None)
+    missing = getattr(cause, "key", None)
+    valid = [k for k in parent if k != "hydra"] if isinstance(parent, DictConfig) else []
+    if not valid or not isinstance(missing, str):
+        return f"unknown key {key} (to add a new key use +{key}=...)"
+    prefix = str(getattr(cause, "full_key", key)).rpartition(".")[0]
+    parts = [f"unknown key {key}"]
+    guess = difflib.get_close_matches(missing, valid, n=1)
+    if guess:
+        parts.append(f"did you mean {prefix + '.' if prefix else ''}{guess[0]}?")
+    parts.append(
+        f"valid keys of {prefix or 'the config'}: {', '.join(valid)} "
+        f"(to add a new key use +{key}=...)"
+    )
+    return "; ".join(parts)
 
 
 def one_line(error: BaseException) -> str:
@@ -144,12 +165,18 @@ def guarded(task: Callable[[DictConfig], T], config: DictConfig) -> T:
 
 @contextmanager
 def _hydra_raises() -> Iterator[None]:
-    """Make Hydra re-raise errors instead of printing its own (multi-line) report."""
+    """Make Hydra re-raise errors instead of printing its own (multi-line) report.
+
+    Child processes (DDP ranks re-running the command) inherit the variable; the marker tells
+    their :func:`run_cli` that the user did not ask for full tracebacks.
+    """
     previous = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    os.environ[CLI_MARKER] = "1"
     try:
         yield
     finally:
+        del os.environ[CLI_MARKER]
         if previous is None:
             del os.environ["HYDRA_FULL_ERROR"]
         else:
@@ -164,7 +191,7 @@ def run_cli(hydra_main: Callable[[], Any], resumable: bool = False) -> None:
     ``resumable``, ``resume=<run_dir>`` on the command line resumes that run
     (:mod:`spikeexp.resume`).
     """
-    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1" and CLI_MARKER not in os.environ
     try:
         if resumable:
             rewritten = resume_arguments(sys.argv[1:])

@@ -24,8 +24,8 @@ import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from spikeexp.checkpoint import load_checkpoint_file, verify_checkpoint
-from spikeexp.errors import run_cli
+from spikeexp.checkpoint import check_config_targets, load_checkpoint_file, verify_checkpoint
+from spikeexp.errors import guarded, run_cli
 from spikeexp.experiment import build_experiment, build_trainer
 from spikeexp.schema import ConfigError
 from spikeexp.train import print_summary
@@ -48,7 +48,9 @@ def best_checkpoint(run_dir: Path, last: Path) -> Path:
 def run_checkpoint(run_dir: Path, which: str) -> Path:
     """The checkpoint of ``run_dir`` to test: ``best`` (falls back to last) or ``last``."""
     if which not in CHECKPOINT_CHOICES:
-        raise ConfigError(f"checkpoint must be one of {', '.join(CHECKPOINT_CHOICES)} (got {which!r})")
+        raise ConfigError(
+            f"checkpoint must be one of {', '.join(CHECKPOINT_CHOICES)} (got {which!r})"
+        )
     folder = run_dir / "checkpoints"
     last = folder / "last.ckpt"
     if not last.is_file():
@@ -81,6 +83,7 @@ def saved_config(config: DictConfig) -> tuple[DictConfig, Path]:
         raise ConfigError(
             f"ckpt_path: {checkpoint} holds no run config; use run_dir=<its run folder> instead"
         )
+    check_config_targets(stored, f"ckpt_path: {checkpoint}")
     return OmegaConf.create(dict(stored)), checkpoint
 
 
@@ -101,9 +104,10 @@ def evaluate(config: DictConfig, output_dir: str) -> dict[str, float]:
     train_config, checkpoint = evaluation_config(config, output_dir)
     pl.seed_everything(train_config.seed, workers=True, verbose=False)
     experiment = build_experiment(train_config)
-    verify_checkpoint(checkpoint, experiment.module)
+    state = verify_checkpoint(checkpoint, experiment.module)["state_dict"]
+    experiment.module.load_state_dict(state)
     trainer = build_trainer(train_config, enable_checkpointing=False)
-    results = trainer.test(experiment.module, datamodule=experiment.datamodule, ckpt_path=checkpoint)
+    results = trainer.test(experiment.module, datamodule=experiment.datamodule)
     metrics = {name: float(value) for name, value in results[0].items()} if results else {}
     if trainer.is_global_zero:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
@@ -117,7 +121,7 @@ def evaluate(config: DictConfig, output_dir: str) -> dict[str, float]:
 def hydra_main(config: DictConfig) -> Any:
     """The Hydra task of ``spikeexp-eval``."""
     output_dir = HydraConfig.get().runtime.output_dir
-    return evaluate(config, output_dir)
+    return guarded(lambda eval_config: evaluate(eval_config, output_dir), config)
 
 
 def main() -> None:

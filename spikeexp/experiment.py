@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from spikeexp.checkpoint import SafeCheckpointIO
 from spikeexp.decode import Decoder
 from spikeexp.lightning import LayerRegularization, Regularization, SpikingModule
-from spikeexp.network import build_network
+from spikeexp.network import TOPOLOGIES, build_network
 from spikeexp.reliability import reliability_callbacks
 from spikeexp.schema import (
     ConfigError,
@@ -101,6 +101,12 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _check_top_level(config)
     validate_neuron("neuron", config["neuron"])
     validate_target("encoder", config["encoder"])
+    topology = config["topology"]
+    if topology.get("type") not in TOPOLOGIES:
+        raise ConfigError(
+            f"topology.type must be one of {', '.join(TOPOLOGIES)} (got {topology.get('type')!r})"
+        )
+    validate_dataclass("topology", topology, TOPOLOGIES[topology["type"]][0])
     decoder = config["decoder"]
     validate_target("decoder", decoder, reserved=("readout",))
     if not isinstance(decoder.get("readout"), Mapping):

@@ -17,7 +17,9 @@ With ``tbptt_steps`` set, training uses truncated backpropagation through time (
 optimisation): the encoded sequence is cut into chunks of ``tbptt_steps`` steps; each chunk
 continues from the previous chunk's detached state, its loss (``task.step`` with the chunk's time
 ``window``) is backpropagated and the optimiser steps once per chunk. Validation and test always
-run the whole sequence.
+run the whole sequence. With ``checkpoint_steps`` set instead, training keeps full BPTT but runs
+the forward pass in chunks whose insides are recomputed during backward
+(:mod:`spikeexp.recompute`): less memory, same gradients, one more forward pass.
 """
 
 from __future__ import annotations

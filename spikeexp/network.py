@@ -23,6 +23,7 @@ the layer's name. New topologies register a schema and a builder in :data:`TOPOL
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -92,14 +93,23 @@ class SpikingNetwork(nn.Module):
             self.layers.get_submodule(name).register_forward_hook(self._recorder(name))
 
     def _recorder(self, name: str) -> Callable[..., None]:
-        def record(_module: nn.Module, _args: Any, output: tuple[torch.Tensor, Any]) -> None:
-            self.records[name] = output[0]
+        # A partial of a bound method, not a closure: the network stays picklable (ddp_spawn).
+        return functools.partial(self._record, name)
 
-        return record
+    def _record(
+        self, name: str, _module: nn.Module, _args: Any, output: tuple[torch.Tensor, Any]
+    ) -> None:
+        self.records[name] = output[0]
 
     def forward(self, x: torch.Tensor, state: list[Any] | None = None) -> tuple[torch.Tensor, Any]:
         self.records = {}
         return self.layers(x, state)
+
+
+def _describe(module: nn.Module) -> str:
+    """One-line description of a (lifted) layer, e.g. ``Conv2d(16, 32, kernel_size=(5, 5))``."""
+    inner = module.module if isinstance(module, Lift) else module
+    return f"{type(inner).__name__}({inner.extra_repr()})"
 
 
 class _Builder:
@@ -127,7 +137,7 @@ class _Builder:
         except (RuntimeError, ValueError) as error:
             first_line = str(error).splitlines()[0]
             raise ConfigError(
-                f"topology: layer {name!r} ({module}) does not fit its input of shape "
+                f"topology: layer {name!r} ({_describe(module)}) does not fit its input of shape "
                 f"{self.shape} per sample: {first_line}"
             ) from None
         module.train(was_training)

@@ -55,8 +55,12 @@ def _chunk_forward(
     network: SpikingNetwork, chunk: torch.Tensor, state: Any
 ) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]:
     """One chunk; its spikes are returned, and ``network.records`` is left as it was, so the
-    recomputation during backward does not overwrite the records of the whole sequence."""
+    recomputation during backward (which may stop early, by an exception, once it has what
+    backward needs) does not overwrite the records of the whole sequence."""
     kept = network.records
-    output, state = network(chunk, state)
-    chunk_records, network.records = network.records, kept
+    try:
+        output, state = network(chunk, state)
+        chunk_records = network.records
+    finally:
+        network.records = kept
     return output, state, chunk_records

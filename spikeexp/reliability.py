@@ -5,10 +5,10 @@
   whose message names the global step and the last finite metrics, *before* the optimiser could
   write NaN into the weights; no checkpoint is written after it, so ``last.ckpt`` stays the last
   good state.
-* :class:`LastCheckpoint` saves ``last.ckpt`` every N training steps (config key
-  ``last_checkpoint_every_n_steps``) and at the end of the batch during which the process received
-  SIGTERM (what SLURM sends before pre-emption or at the time limit); Lightning then stops the
-  run, and ``spikeexp-train resume=<run_dir>`` continues it.
+* :class:`LastCheckpoint` saves ``last.ckpt`` at the end of every epoch, every N training steps
+  (config key ``last_checkpoint_every_n_steps``) and at the end of the batch during which the
+  process received SIGTERM (what SLURM sends before pre-emption or at the time limit); Lightning
+  then stops the run, and ``spikeexp-train resume=<run_dir>`` continues it.
 
 :func:`reliability_callbacks` returns both; the training pipeline always adds them.
 """
@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import RunningStage
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.optim import Optimizer
 
@@ -62,24 +63,17 @@ class NonFiniteGuard(Callback):
 
     def __init__(self, check_gradients: bool = True) -> None:
         self.check_gradients = check_gradients
-        self._last_finite_loss: float | None = None
-
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, index: int
-    ) -> None:
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if isinstance(loss, torch.Tensor) and loss.numel() == 1:
-            value = float(loss.detach())
-            if math.isfinite(value):
-                self._last_finite_loss = value
+        self._last_finite_loss: tuple[int, float] | None = None
 
     def on_before_backward(
         self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor
     ) -> None:
-        if not bool(torch.isfinite(loss.detach()).all()):
-            raise NonFiniteLossError(
-                self._message(trainer, f"training loss is {float(loss.detach().flatten()[0])}")
-            )
+        value = float(loss.detach().flatten()[0])
+        finite = bool(torch.isfinite(loss.detach()).all())
+        # Every rank stops together (one rank raising alone would leave the others waiting).
+        if trainer.strategy.reduce_boolean_decision(not finite, all=False):
+            raise NonFiniteLossError(self._message(trainer, f"training loss is {value}"))
+        self._last_finite_loss = (trainer.global_step, value)
 
     def on_before_optimizer_step(
         self, trainer: Trainer, pl_module: LightningModule, optimizer: Optimizer
@@ -97,11 +91,12 @@ class NonFiniteGuard(Callback):
 
     def _message(self, trainer: Trainer, what: str) -> str:
         metrics = _finite_metrics(trainer)
-        if self._last_finite_loss is not None:
-            metrics.setdefault("train/loss (last finite step)", self._last_finite_loss)
         shown = ", ".join(
             f"{name}={value:.4g}" for name, value in sorted(metrics.items())[:MAX_METRICS_SHOWN]
         )
+        if self._last_finite_loss is not None:
+            step, value = self._last_finite_loss
+            shown = f"loss {value:.4g} at global step {step}" + (f", {shown}" if shown else "")
         last = checkpoint_dir(trainer) / LAST_CHECKPOINT
         kept = (
             f"last good checkpoint kept: {last}"
@@ -116,13 +111,15 @@ class NonFiniteGuard(Callback):
 
 
 class LastCheckpoint(Callback):
-    """Save ``last.ckpt`` every ``every_n_train_steps`` steps and when SIGTERM arrives.
+    """Save ``last.ckpt`` at the end of every epoch, every ``every_n_train_steps`` steps and when
+    SIGTERM arrives.
 
-    Both saves happen at the end of a training batch, in the same state as a step checkpoint of
-    ``ModelCheckpoint``, so a resumed run continues with the next batch. On SIGTERM, Lightning's
-    own handler only sets ``trainer.received_sigterm`` and stops the loops after the batch; this
-    callback saves first. (``ModelCheckpoint(save_last=True)`` still writes ``last.ckpt`` at the
-    end of every epoch.)
+    Lightning 2.6's ``ModelCheckpoint(save_last=True)`` only refreshes ``last.ckpt`` when it saves
+    a top-k checkpoint (i.e. when the monitored metric improved), so this callback saves it at
+    every epoch end itself. Step and SIGTERM saves happen at the end of a training batch, in the
+    same state as a step checkpoint of ``ModelCheckpoint``, so a resumed run continues with the next
+    batch. On SIGTERM, Lightning's own handler only sets ``trainer.received_sigterm`` and stops the
+    loops after the batch; this callback saves first.
 
     Args:
         every_n_train_steps: save every this many optimiser steps (``None``: only on SIGTERM).
@@ -140,40 +137,89 @@ class LastCheckpoint(Callback):
             )
         self.every_n_train_steps = every_n_train_steps
         self.saved_on_sigterm: Path | None = None
+        self._flush_pending = False
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, index: int
+    ) -> None:
+        self._flush_if_pending(trainer)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, index: int
     ) -> None:
+        if trainer.fast_dev_run:
+            return
         if trainer.received_sigterm:
             if self.saved_on_sigterm is None:
                 self.saved_on_sigterm = self._save(trainer)
         elif self.every_n_train_steps and trainer.global_step % self.every_n_train_steps == 0:
             self._save(trainer)
 
-    @staticmethod
-    def _save(trainer: Trainer) -> Path:
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._flush_if_pending(trainer)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.sanity_checking and not trainer.fast_dev_run:
+            self._save(trainer)
+
+    def _save(self, trainer: Trainer) -> Path:
+        """Write ``last.ckpt`` and flush the loggers up to the checkpoint's state."""
         path = checkpoint_dir(trainer) / LAST_CHECKPOINT
         callback = trainer.checkpoint_callback
         if isinstance(callback, ModelCheckpoint):
             # Recorded in the checkpoint, so that ModelCheckpoint (also after a resume) keeps
             # overwriting this last.ckpt instead of starting a last-v1.ckpt next to it.
             callback.last_model_path = str(path)
-        trainer.save_checkpoint(path)
+        _flush_loggers(trainer)
+        trainer.save_checkpoint(path, weights_only=False)
+        # Lightning logs the step metrics of this batch after on_train_batch_end: flush them at
+        # the next hook, so that a killed run keeps every step up to its checkpoint on disk.
+        self._flush_pending = True
         return path
+
+    def _flush_if_pending(self, trainer: Trainer) -> None:
+        if self._flush_pending:
+            _flush_loggers(trainer)
+            self._flush_pending = False
 
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
-        if not isinstance(exception, SIGTERMException) or not trainer.is_global_zero:
+        if not isinstance(exception, SIGTERMException):
+            return
+        if self.saved_on_sigterm is None and _between_training_batches(trainer):
+            # SIGTERM arrived after this callback's on_train_batch_end, and Lightning stopped at
+            # the end of that batch: the loops are between two batches, a consistent state.
+            self.saved_on_sigterm = self._save(trainer)
+        if not trainer.is_global_zero:
             return
         saved = (
-            f"saved {self.saved_on_sigterm}" if self.saved_on_sigterm else "no new checkpoint saved"
+            f"saved {self.saved_on_sigterm}"
+            if self.saved_on_sigterm
+            else "stopped during validation, the last checkpoint is kept"
         )
         print(
             f"stopped by SIGTERM at global step {trainer.global_step}: {saved}; continue with: "
             f"spikeexp-train resume={trainer.default_root_dir}",
             file=sys.stderr,
         )
+
+
+def _flush_loggers(trainer: Trainer) -> None:
+    """Write what the loggers buffered to their files (TensorBoard writers, CSV rows)."""
+    for logger in trainer.loggers:
+        logger.save()
+        writer = getattr(logger, "experiment", None)
+        if callable(getattr(writer, "flush", None)):
+            writer.flush()
+
+
+def _between_training_batches(trainer: Trainer) -> bool:
+    """Whether fitting stopped with its last training batch complete (not inside validation)."""
+    if trainer.state.stage != RunningStage.TRAINING or trainer.fast_dev_run:
+        return False
+    progress = trainer.fit_loop.epoch_loop.batch_progress.current
+    return progress.ready == progress.completed
 
 
 def reliability_callbacks(last_checkpoint_every_n_steps: int | None = None) -> list[Callback]:

@@ -3,8 +3,8 @@
 A resumed run uses the run's saved config (``<run_dir>/.hydra/config.yaml``), writes into the same
 directory (Hydra's ``hydra.run.dir``), restores model, optimiser, scheduler, loop progress, data
 order and encoder generators from ``<run_dir>/checkpoints/last.ckpt``, and tells the TensorBoard
-logger to hide the events the stopped run wrote after that checkpoint (``purge_step``), so the
-curves continue without duplicate steps.
+logger to hide the events the stopped run wrote after that checkpoint (``purge_step``) and drops
+those rows from CSV logs, so the curves continue without duplicate steps.
 
 Command-line overrides next to ``resume=`` are refused unless they cannot change the experiment:
 see :data:`SAFE_OVERRIDES`. ``max_epochs`` and ``max_steps`` may only grow.
@@ -15,6 +15,7 @@ The command line is rewritten before Hydra sees it (:func:`resume_arguments`)::
     # becomes
     spikeexp-train --config-path <abs run_dir>/.hydra --config-name config
                    hydra.run.dir=<abs run_dir> ++resume=<abs run_dir>
+                   ++trainer.num_sanity_val_steps=0
                    ++logger.tensorboard.purge_step=<step> trainer.max_epochs=20
 
 The previous ``.hydra/*.yaml`` files are kept in ``.hydra/before_resume_<n>/``.
@@ -22,6 +23,8 @@ The previous ``.hydra/*.yaml`` files are kept in ``.hydra/before_resume_<n>/``.
 
 from __future__ import annotations
 
+import csv
+import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -100,22 +103,54 @@ def last_checkpoint(run_dir: Path) -> Path:
     path = run_dir / "checkpoints" / "last.ckpt"
     if not path.is_file():
         raise CheckpointError(
-            f"resume: {path} does not exist (the run stopped before its first checkpoint; "
+            f"{path} does not exist (the run stopped before its first checkpoint; "
             f"start it again instead)"
         )
     return path
 
 
-def _logger_purge_overrides(saved: DictConfig, checkpoint: Mapping[str, Any]) -> list[str]:
-    """``purge_step`` for every TensorBoard logger: the first logging step after the checkpoint."""
+def next_logging_step(checkpoint: Mapping[str, Any]) -> int:
+    """The logger step of the first batch a run resumed from ``checkpoint`` logs.
+
+    Lightning stores its logging step (``_batches_that_stepped``) before counting the batch a
+    checkpoint is saved in, and adds that batch back on restore unless the batch had completed
+    (end-of-epoch saves); this mirrors ``_TrainingEpochLoop.reset`` of Lightning 2.x.
+    """
     loop = checkpoint.get("loops", {}).get("fit_loop", {})
     step = int(loop.get("epoch_loop.state_dict", {}).get("_batches_that_stepped", 0))
+    total = loop.get("epoch_loop.batch_progress", {}).get("total", {})
+    counts = [total.get(key, 0) for key in ("ready", "started", "processed", "completed")]
+    batch_completed = len(set(counts)) == 1
+    return step if batch_completed else step + 1
+
+
+def _logger_purge_overrides(saved: DictConfig, checkpoint: Mapping[str, Any]) -> list[str]:
+    """``purge_step`` for every TensorBoard logger: events the stopped run wrote from the resumed
+    run's first logging step on are hidden (TensorBoard shows the new ones instead)."""
+    step = next_logging_step(checkpoint)
     loggers = saved.get("logger") or {}
     return [
         f"++logger.{name}.purge_step={step}"
         for name, node in loggers.items()
         if isinstance(node, Mapping) and str(node.get("_target_", "")).endswith("TensorBoardLogger")
     ]
+
+
+def trim_csv_logs(run_dir: Path, step: int) -> None:
+    """Drop the rows with ``step >= step`` from every ``metrics.csv`` of ``run_dir`` (Lightning's
+    CSV logger appends; the resumed run logs those steps again)."""
+    for path in run_dir.rglob("metrics.csv"):
+        with path.open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        if not rows or "step" not in rows[0]:
+            continue
+        column = rows[0].index("step")
+        kept = [rows[0]] + [row for row in rows[1:] if not row[column] or float(row[column]) < step]
+        if len(kept) < len(rows):
+            temporary = path.with_name(f".{path.name}.tmp")
+            with temporary.open("w", newline="") as handle:
+                csv.writer(handle).writerows(kept)
+            os.replace(temporary, path)
 
 
 def _keep_previous_hydra_files(hydra_dir: Path) -> None:
@@ -149,8 +184,12 @@ def resume_arguments(arguments: Sequence[str]) -> list[str] | None:
         raise ConfigError(f"resume: {' '.join(flags)} cannot be combined with resume=")
     saved = OmegaConf.load(saved_file)
     check_safe_overrides(OverridesParser.create().parse_overrides(others), saved)
-    checkpoint = load_checkpoint_file(last_checkpoint(run_dir))
+    try:
+        checkpoint = load_checkpoint_file(last_checkpoint(run_dir))
+    except CheckpointError as error:
+        raise CheckpointError(f"resume: {error}") from None
     _keep_previous_hydra_files(run_dir / ".hydra")
+    trim_csv_logs(run_dir, next_logging_step(checkpoint))
     return [
         "--config-path",
         str(run_dir / ".hydra"),
@@ -158,6 +197,9 @@ def resume_arguments(arguments: Sequence[str]) -> list[str] | None:
         "config",
         f"hydra.run.dir={run_dir}",
         f"++{RESUME_KEY}={run_dir}",
+        # Lightning skips its sanity validation when resuming mid-epoch but not at an epoch end;
+        # it would draw from stochastic encoders' generators and shift the resumed stream.
+        "++trainer.num_sanity_val_steps=0",
         *_logger_purge_overrides(saved, checkpoint),
         *others,
     ]
@@ -169,6 +211,9 @@ def checkpoint_to_resume(config: Mapping[str, Any], module: Any) -> str | None:
     run_dir = config.get(RESUME_KEY)
     if not run_dir:
         return None
-    path = last_checkpoint(Path(run_dir))
-    verify_checkpoint(path, module)
+    try:
+        path = last_checkpoint(Path(run_dir))
+        verify_checkpoint(path, module)
+    except CheckpointError as error:
+        raise CheckpointError(f"resume: {error}") from None
     return str(path)

@@ -46,7 +46,13 @@ def _show(value: Any) -> str:
 
 
 def _type_name(annotation: Any) -> str:
-    names = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
+    names = {
+        float: "a number",
+        torch.Tensor: "a number",
+        int: "an integer",
+        bool: "true or false",
+        str: "a string",
+    }
     if annotation in names:
         return names[annotation]
     origin = typing.get_origin(annotation)
@@ -55,7 +61,8 @@ def _type_name(annotation: Any) -> str:
     if origin in (dict, Mapping):
         return "a mapping"
     if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(arg) for arg in typing.get_args(annotation))
+        names = dict.fromkeys(_type_name(arg) for arg in typing.get_args(annotation))
+        return " or ".join(names)
     if annotation is type(None):
         return "null"
     return getattr(annotation, "__name__", str(annotation))
@@ -134,6 +141,8 @@ def _field_annotation(default: Any) -> Any:
         return str
     if isinstance(default, bool):
         return bool
+    if default is None:  # optional parameter, e.g. Izhikevich a-d taken from a preset
+        return float | list[float] | None
     return float | list[float]
 
 
@@ -144,7 +153,7 @@ def resolve_model(key: str, name: Any, spiking: bool | None = None, where: str =
     model = MODELS[name]
     if spiking is not None and model.spiking != spiking:
         valid = [n for n, m in MODELS.items() if m.spiking == spiking]
-        kind = "non-spiking" if model.spiking else "spiking"
+        kind = "spiking" if model.spiking else "non-spiking"
         raise ConfigError(
             f"{key}={name} is a {kind} model and cannot be used {where}; valid: {', '.join(valid)}"
         )

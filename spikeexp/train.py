@@ -23,15 +23,18 @@ from typing import Any
 import hydra
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.syntax import Syntax
 from rich.table import Table
 from rich.tree import Tree
-from rich.syntax import Syntax
 
 from spikeexp.errors import guarded, run_cli
 from spikeexp.experiment import build_experiment, build_trainer
+from spikeexp.parallel import guard_ddp_relaunch, limit_torch_threads
 from spikeexp.resume import checkpoint_to_resume
+from spikeexp.sweep_summary import is_multirun, record_job_failure
 
 CONFIG_ORDER = (
     "task",
@@ -57,10 +60,7 @@ def config_tree(config: DictConfig) -> Tree:
     for key in keys:
         node = config[key]
         branch = tree.add(f"[bold]{key}[/bold]")
-        if isinstance(node, DictConfig):
-            text = OmegaConf.to_yaml(node, resolve=True)
-        else:
-            text = str(node)
+        text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else str(node)
         branch.add(Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default"))
     return tree
 
@@ -90,6 +90,10 @@ def print_summary(metrics: dict[str, float], output_dir: Path, best: str | None)
     console.print(f"outputs: {output_dir}")
     if best:
         console.print(f"best checkpoint: {best}")
+    if (output_dir / "tensorboard").is_dir():
+        console.print(f"view: tensorboard --logdir {output_dir / 'tensorboard'}")
+    if best:
+        console.print(f"plots: spikeexp-plot run_dir={output_dir}")
 
 
 def train(config: DictConfig) -> dict[str, float]:
@@ -100,10 +104,12 @@ def train(config: DictConfig) -> dict[str, float]:
     that metric.
     """
     pl.seed_everything(config.seed, workers=True, verbose=False)
+    limit_torch_threads(config.get("torch_threads"))
     output_dir = Path(config.paths.output_dir)
-    print_config(config, output_dir)
+    if rank_zero_only.rank == 0:
+        print_config(config, output_dir)
     experiment = build_experiment(config)
-    trainer = build_trainer(config)
+    trainer = build_trainer(guard_ddp_relaunch(config))
     trainer.fit(
         experiment.module,
         datamodule=experiment.datamodule,
@@ -127,8 +133,17 @@ def train(config: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path="pkg://spikeexp.conf", config_name="train")
 def hydra_main(config: DictConfig) -> float | None:
-    """The Hydra task: train; return ``optimized_metric`` for sweepers."""
-    metrics = guarded(train, config)
+    """The Hydra task: train; return ``optimized_metric`` for sweepers.
+
+    In a multirun a failing job is logged and recorded (``job_error.txt``) and returns None, so
+    the other jobs and the sweep summary still run (:mod:`spikeexp.sweep_summary`)."""
+    try:
+        metrics = guarded(train, config)
+    except Exception as error:
+        if not is_multirun():
+            raise
+        record_job_failure(error)
+        return None
     value = metrics.get(config.optimized_metric)
     return None if value is None or math.isnan(value) else value
 

@@ -18,8 +18,9 @@ first block's ``store_range`` and the RECALL period in the last block's ``recall
 (1-11 periods). One store-recall pair per sequence in both variants.
 
 Data are generated on the fly, one whole batch at a time, as a pure function of a seed:
-training batch ``i`` of epoch ``e`` from ``(seed, e, i)`` (new data every epoch, and a run resumed
-at epoch ``e`` sees exactly the data it would have seen), validation batches from ``val_seed``,
+training batch ``i`` of epoch ``e`` from ``(seed, e, i)`` (new data every epoch; the loader's
+position is saved in checkpoints, so a resumed run, even in the middle of an epoch, sees exactly
+the batches it would have seen), validation batches from ``val_seed``,
 test batches from ``test_seed`` (fixed, independent of the training seed, so runs with different
 seeds are tested on the same sequences).
 
@@ -31,7 +32,7 @@ RECALL periods whose bit is right (``<stage>/acc``; ``test/acc_long`` on the lon
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -39,11 +40,16 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from torchmetrics.classification import BinaryAccuracy
 
 from spikeexp.tasks.base import Task, TaskOutput
-from spikeexp.tasks.tensor_data import SampleKey, derived_seed
+from spikeexp.tasks.tensor_data import (
+    EpochShuffleSampler,
+    ResumableDataLoader,
+    SampleKey,
+    derived_seed,
+)
 
 POPULATIONS = ("value0", "value1", "store", "recall")
 STAGES = ("train", "val", "test")
@@ -187,23 +193,6 @@ class MemoryBatches(Dataset):
         return self.task.sample(self.batch_size, generator, self.blocks)
 
 
-class EpochKeys(Sampler):
-    """Yields ``SampleKey(epoch, i)`` for ``i < size``; Lightning sets the epoch each epoch."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[SampleKey]:
-        return (SampleKey(self.epoch, index) for index in range(self.size))
-
-    def __len__(self) -> int:
-        return self.size
-
-
 def _batch_count(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"data.{name} must be an integer >= {minimum} (got {value!r})")
@@ -280,11 +269,10 @@ class MemoryDataModule(LightningDataModule):
         """Per-sample input ``(T, channels)`` of the standard variant."""
         return (self.task.steps(), self.task.channels)
 
-    def _loader(self, data: Dataset, sampler: Sampler | None = None) -> DataLoader:
+    def _loader(self, data: Dataset) -> DataLoader:
         return DataLoader(
             data,
             batch_size=None,
-            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
@@ -307,7 +295,16 @@ class MemoryDataModule(LightningDataModule):
         return MemoryBatches(self.task, count, self.batch_size, seed, blocks)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("train"), EpochKeys(self.train_batches))
+        """Batches keyed ``(epoch, index)``; the loader's position is saved in checkpoints, so a
+        run resumed in the middle of an epoch continues with the very next batch."""
+        sampler = EpochShuffleSampler(self.train_batches, self.seed, with_epoch=True)
+        return ResumableDataLoader(
+            self.dataset("train"),
+            batch_size=None,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("val"))
@@ -317,7 +314,7 @@ class MemoryDataModule(LightningDataModule):
         parts: list[Dataset] = [self.dataset("test")]
         if self.long_test_batches:
             parts.append(self.dataset("long_test"))
-        return self._loader(torch.utils.data.ConcatDataset(parts))
+        return self._loader(ConcatDataset(parts))
 
 
 def recall_logits(

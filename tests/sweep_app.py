@@ -7,6 +7,8 @@ The objective is ``(x - 1)^2 + (0 if y == "a" else 3)``; each run writes ``resul
 parameters, value, the number of steps it ran and its process id) into its Hydra output directory.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import os
@@ -19,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from hydra_plugins.spikeexp_optuna_sweeper.trial import TrialReporter
+from spikeexp.sweep_summary import is_multirun, record_job_failure
 
 ConfigStore.instance().store(
     name="sweep_app",
@@ -31,6 +34,8 @@ ConfigStore.instance().store(
         "nan_below": None,
         # Intermediate values reported per step; the last one equals the objective.
         "steps": 0,
+        # Catch the job's exception in a multirun like spikeexp-train (recorded, returns None).
+        "tolerate_failures": False,
         "optuna_trial": None,
     },
 )
@@ -42,7 +47,18 @@ def objective(x: float, y: str) -> float:
 
 
 @hydra.main(version_base="1.3", config_path=None, config_name="sweep_app")
-def main(config: DictConfig) -> float:
+def main(config: DictConfig) -> float | None:
+    """Run :func:`job`; with ``tolerate_failures`` record its exception and return None."""
+    try:
+        return job(config)
+    except Exception as error:
+        if not (config.tolerate_failures and is_multirun()):
+            raise
+        record_job_failure(error)
+        return None
+
+
+def job(config: DictConfig) -> float:
     """Compute the objective; report ``steps`` intermediate values; fail on request."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     value = objective(config.x, config.y)
@@ -61,6 +77,8 @@ def main(config: DictConfig) -> float:
         "pid": os.getpid(),
     }
     (output_dir / "result.json").write_text(json.dumps(result))
+    metrics = {"val/value": value, "test/value": value + 0.5, "val/extra/ignored": 0.0}
+    (output_dir / "metrics.json").write_text(json.dumps(metrics))
     if config.fail_above is not None and config.x > config.fail_above:
         raise RuntimeError(f"x={config.x} is above {config.fail_above}")
     if config.nan_below is not None and config.x < config.nan_below:

@@ -5,19 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.loggers import TensorBoardLogger
+from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from spikeexp.callbacks import HParamsLogger, SpikeActivityMonitor, SpikePlots, flatten_config
+from spikeexp.module import ConstantCurrentEncoder
+from spikeexp.network import build_network
 from spikeexp.train import train
-from spikeexp.viz import cli
+from spikeexp.viz import Recording, cli, recording_figures
 
 DT = 1e-3
 STEPS = 12
@@ -46,6 +51,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             f"seq_length={STEPS}",
             f"topology.hidden=[{HIDDEN}]",
             "optimizer.lr=0.003",
+            "scheduler=step",
+            "scheduler.scheduler.step_size=1",
+            "scheduler.scheduler.gamma=0.5",
             f"trainer.max_epochs={EPOCHS}",
             "+trainer.limit_train_batches=3",
             "+trainer.limit_val_batches=2",
@@ -106,7 +114,8 @@ def test_activity_scalars_are_in_range_and_consistent(events: EventAccumulator, 
 
 
 def test_learning_rate_and_gradient_norm(events: EventAccumulator) -> None:
-    assert [event.value for event in events.Scalars("train/lr")] == pytest.approx([0.003] * EPOCHS)
+    rates = [event.value for event in events.Scalars("train/lr")]
+    assert rates == pytest.approx([0.003 * 0.5**epoch for epoch in range(EPOCHS)])  # StepLR
     norms = [event.value for event in events.Scalars("train/grad_norm")]
     assert len(norms) == EPOCHS and all(0.0 < norm < 1e3 for norm in norms)
 
@@ -170,6 +179,7 @@ def test_plot_command_rejects_bad_arguments(run_dir: Path, capsys: pytest.Captur
 def test_spike_plots_are_off_in_sweeps_unless_forced(tmp_path: Path) -> None:
     trainer = SimpleNamespace(
         sanity_checking=False,
+        is_global_zero=True,
         loggers=[TensorBoardLogger(str(tmp_path))],
         current_epoch=0,
         max_epochs=10,
@@ -202,3 +212,53 @@ def test_callback_arguments_are_checked() -> None:
         HParamsLogger(metrics=[])
     flat = flatten_config({"a": {"b": 1, "c": [1, 2]}, "d": None, "e": True})
     assert flat == {"a.b": 1, "a.c": "[1, 2]", "d": "null", "e": True}
+
+
+def test_spike_plots_shade_the_periods_a_task_provides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task with ``periods(batch)`` (e.g. store / recall) gets them passed to the readout plot."""
+    network = build_network(
+        {"type": "mlp", "hidden": [8]}, {"model": "lif"}, {"model": "li"}, (5,), 2
+    )
+    encoder = ConstantCurrentEncoder(seq_length=10)
+    recall = torch.zeros(10, 4, dtype=torch.bool)
+    recall[6:9] = True
+    task = SimpleNamespace(inputs=lambda batch: batch[0], periods=lambda batch: {"recall": recall})
+    module = SimpleNamespace(
+        encoder=encoder,
+        network=network,
+        task=task,
+        device=torch.device("cpu"),
+        dt=DT,
+        named_parameters=network.named_parameters,
+    )
+    logger = TensorBoardLogger(str(tmp_path), name="", version="")
+    trainer = SimpleNamespace(
+        sanity_checking=False,
+        is_global_zero=True,
+        loggers=[logger],
+        current_epoch=0,
+        max_epochs=1,
+        fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(_batches_that_stepped=7)),
+        global_step=7,
+    )
+    seen: dict[str, Any] = {}
+
+    def spy(recording: Recording, **kwargs: Any) -> dict[str, Figure]:
+        seen.update(kwargs)
+        return recording_figures(recording, **kwargs)
+
+    monkeypatch.setattr("spikeexp.callbacks.plots.recording_figures", spy)
+    plots = SpikePlots(sample=1)
+    batch = (torch.rand(4, 5), torch.zeros(4))
+    plots.on_validation_epoch_start(trainer, module)
+    network(encoder(batch[0]))
+    plots.on_validation_batch_end(trainer, module, None, batch, 0)
+    plots.on_validation_epoch_end(trainer, module)
+    logger.experiment.flush()
+    assert seen["periods"] == {"recall": recall} and seen["sample"] == 1
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [image.step for image in events.Images("activity/readout")] == [7]
+    assert events.Histograms("rates_hz/hidden1")[0].histogram_value.num == 8

@@ -223,3 +223,18 @@ def test_maximize_direction_and_config_params(tmp_path: Path) -> None:
     results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
     assert results.direction == "maximize"
     assert results.best_value == max(float(row["value"]) for row in rows)
+
+
+@pytest.mark.parametrize("preset", ["digits_optuna", "fashion_mnist_optuna"])
+def test_hparams_search_presets_compose(preset: str) -> None:
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="spikeexp.conf", version_base="1.3"):
+        config = compose("train", overrides=[f"hparams_search={preset}"], return_hydra_config=True)
+    sweeper = config.hydra.sweeper
+    assert sweeper._target_.endswith("spikeexp_optuna_sweeper.optuna_sweeper.OptunaSweeper")
+    assert sweeper.direction == "max" and config.optimized_metric == "val/acc"
+    assert config.callbacks.optuna_pruning.monitor == "val/acc"
+    space = parse_search_space(OmegaConf.to_container(sweeper.params), [])
+    assert space.distributions["optimizer.lr"].log
+    assert set(space.distributions) == set(sweeper.params)

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# A job that catches its own exception may leave its traceback here (spikeexp-train does); the
+# last line becomes the trial's error message.
+JOB_ERROR_FILE = "job_error.txt"
 
 
 def _create_study(sweeper: OptunaSweeper, storage_url: str) -> optuna.Study:
@@ -100,6 +103,9 @@ def _tell(study: optuna.Study, trial: Trial, job: JobReturn) -> None:
     job_dir = _job_dir(job)
     if job_dir:
         trial.set_user_attr("job_dir", job_dir)
+        error_file = Path(job_dir, JOB_ERROR_FILE)
+        if state == TrialState.FAIL and error_file.is_file():
+            error = error_file.read_text().strip().splitlines()[-1]
     if error:
         trial.set_user_attr("error", error)
         log.warning("trial %d failed: %s", trial.number, error)

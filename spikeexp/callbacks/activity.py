@@ -19,7 +19,9 @@ tag                                    meaning
                                        (before clipping), averaged over the epoch
 =====================================  ==========================================================
 
-The Lightning module itself logs ``<stage>/rate_hz/<layer>`` (Hz) and ``<stage>/silent/<layer>``.
+The statistics are summed per batch (weighted by batch size) inside the callback and logged once
+per epoch, so monitoring adds one ``log`` call per tag and epoch, not per batch. The Lightning
+module itself logs ``<stage>/rate_hz/<layer>`` (Hz) and ``<stage>/silent/<layer>``.
 Under truncated BPTT (``tbptt_steps``) the training-stage values describe the last chunk of each
 batch. Values go through ``LightningModule.log``, so they work with any logger (or none).
 """
@@ -53,37 +55,66 @@ class SpikeActivityMonitor(Callback):
         self.saturation = float(saturation)
         self.log_lr = log_lr
         self.log_grad_norm = log_grad_norm
+        self._sums: dict[str, torch.Tensor] = {}
+        self._samples: dict[str, int] = {}
+        self._grad_norms: list[torch.Tensor] = []
 
-    def _log_activity(self, pl_module: LightningModule, stage: str) -> None:
+    def _accumulate(self, pl_module: LightningModule, stage: str) -> None:
+        """Add this batch's statistics, weighted by its size, to the stage's running sums."""
         records: Mapping[str, torch.Tensor] = getattr(pl_module.network, "records", {})
         if not records:
             return
-        total = None
+        batch = next(iter(records.values())).shape[1]
+        total = 0.0
         for name, spikes in records.items():
             spikes = spikes.detach()
-            batch = spikes.shape[1]
             per_neuron = spikes.flatten(2).float().mean(dim=(0, 1))
             per_sample = spikes.float().sum() / batch
-            total = per_sample if total is None else total + per_sample
+            total = total + per_sample
             values = {
                 f"{stage}/spikes_per_step/{name}": per_neuron.mean(),
                 f"{stage}/saturated/{name}": (per_neuron >= self.saturation).float().mean(),
                 f"{stage}/spikes_per_sample/{name}": per_sample,
             }
             for tag, value in values.items():
-                pl_module.log(tag, value, on_step=False, on_epoch=True, batch_size=batch)
-        pl_module.log(
-            f"{stage}/spikes_per_sample/total",
-            total,
-            on_step=False,
-            on_epoch=True,
-            batch_size=batch,
-        )
+                self._sums[tag] = self._sums.get(tag, 0.0) + value * batch
+        tag = f"{stage}/spikes_per_sample/total"
+        self._sums[tag] = self._sums.get(tag, 0.0) + total * batch
+        self._samples[stage] = self._samples.get(stage, 0) + batch
+
+    def _log_epoch(self, pl_module: LightningModule, stage: str) -> None:
+        """Log the stage's epoch means (one ``log`` call per tag and epoch) and reset them."""
+        samples = self._samples.pop(stage, 0)
+        prefix = f"{stage}/"
+        for tag in [tag for tag in self._sums if tag.startswith(prefix)]:
+            value = self._sums.pop(tag) / max(samples, 1)
+            pl_module.log(tag, value, on_step=False, on_epoch=True, sync_dist=True, batch_size=1)
+
+    def _reset(self, stage: str) -> None:
+        self._samples.pop(stage, None)
+        for tag in [tag for tag in self._sums if tag.startswith(f"{stage}/")]:
+            del self._sums[tag]
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._reset("train")
+        self._grad_norms = []
+        if not self.log_lr:
+            return
+        groups = [group for optimizer in trainer.optimizers for group in optimizer.param_groups]
+        for index, group in enumerate(groups):
+            tag = "train/lr" if index == 0 else f"train/lr/group{index}"
+            pl_module.log(tag, float(group["lr"]), on_step=False, on_epoch=True, batch_size=1)
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._reset("val")
+
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._reset("test")
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self._log_activity(pl_module, "train")
+        self._accumulate(pl_module, "train")
 
     def on_validation_batch_end(
         self,
@@ -94,7 +125,7 @@ class SpikeActivityMonitor(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        self._log_activity(pl_module, "val")
+        self._accumulate(pl_module, "val")
 
     def on_test_batch_end(
         self,
@@ -105,15 +136,22 @@ class SpikeActivityMonitor(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        self._log_activity(pl_module, "test")
+        self._accumulate(pl_module, "test")
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not self.log_lr:
-            return
-        groups = [group for optimizer in trainer.optimizers for group in optimizer.param_groups]
-        for index, group in enumerate(groups):
-            tag = "train/lr" if index == 0 else f"train/lr/group{index}"
-            pl_module.log(tag, float(group["lr"]), on_step=False, on_epoch=True, batch_size=1)
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._log_epoch(pl_module, "train")
+        if self._grad_norms:
+            norm = torch.stack(self._grad_norms).mean()
+            pl_module.log(
+                "train/grad_norm", norm, on_step=False, on_epoch=True, sync_dist=True, batch_size=1
+            )
+        self._grad_norms = []
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._log_epoch(pl_module, "val")
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._log_epoch(pl_module, "test")
 
     def on_before_optimizer_step(
         self, trainer: Trainer, pl_module: LightningModule, optimizer: torch.optim.Optimizer
@@ -122,5 +160,4 @@ class SpikeActivityMonitor(Callback):
             return
         norms = [p.grad.detach().norm(2) for p in pl_module.parameters() if p.grad is not None]
         if norms:
-            norm = torch.linalg.vector_norm(torch.stack(norms))
-            pl_module.log("train/grad_norm", norm, on_step=False, on_epoch=True, batch_size=1)
+            self._grad_norms.append(torch.linalg.vector_norm(torch.stack(norms)))

@@ -107,7 +107,9 @@ class SpikePlots(Callback):
         self._due = False
 
     def _is_due(self, trainer: Trainer) -> bool:
-        if trainer.sanity_checking or not tensorboard_writers(trainer):
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return False
+        if not tensorboard_writers(trainer):
             return False
         if in_multirun() and not self.in_sweeps:
             return False

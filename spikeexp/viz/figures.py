@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 ArrayLike = Any  # torch.Tensor or numpy array
 
@@ -83,6 +84,7 @@ def spike_raster(
     step = times[1] - times[0] if steps > 1 else 1.0
     ax.set_xlim(times[0] - step / 2, times[-1] + step / 2)
     ax.set_ylim(-0.5, neurons - 0.5)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(label)
     ax.set_ylabel("neuron")
     ax.set_title(f"{title} ({neurons} neurons, {len(step_index)} spikes)")

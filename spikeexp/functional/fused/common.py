@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 KERNEL_DTYPES = (torch.float32, torch.float64)
 _SURROGATE_CHUNK = 1 << 16  # elements per surrogate evaluation: temporaries stay in cache
+_MIN_CHUNKS = 8  # short sequences: at most 1/8 of the sequence per evaluation (peak memory)
 
 
 def kernel_applies(x: torch.Tensor, tensors: list[Any]) -> bool:
@@ -63,8 +64,9 @@ def surrogate_of(
     """
     out = torch.empty_like(distance)
     per_step = max(1, distance[0].numel())
-    chunk = max(1, _SURROGATE_CHUNK // per_step)
-    for start in range(0, distance.shape[0], chunk):
+    steps = distance.shape[0]
+    chunk = max(1, min(_SURROGATE_CHUNK // per_step, -(-steps // _MIN_CHUNKS)))
+    for start in range(0, steps, chunk):
         part = distance[start : start + chunk]
         if offset is not None:
             part = part - offset

@@ -5,12 +5,15 @@
 // -ffp-contract=off (no fused multiply-add), so a forward pass rounds exactly like the
 // step-by-step PyTorch loop. Parameters arrive as per-neuron arrays broadcast to the state
 // shape. The surrogate derivative is computed in PyTorch from the saved threshold distance
-// (one formula registry) and passed in. Callers split the neuron range [k0, k1) (feed-forward)
-// or the batch rows [r0, r1) (recurrent) across threads; ranges never overlap.
+// (one formula registry) and passed in. The exported functions at the end split the neurons
+// [k0, k1) (feed-forward) or the batch rows [r0, r1) (recurrent) across OpenMP threads.
 
 #include <cstddef>
 #include <cstdint>
 #include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace {
 
@@ -237,34 +240,75 @@ void recurrent_backward_mode(int mode, Args... args) {
   if (mode == 2) recurrent_backward<T, 2>(args...);
 }
 
+// Threads: OpenMP over independent neuron tiles (feed-forward) or batch rows (recurrent).
+// Built with -fopenmp the library shares PyTorch's already loaded OpenMP runtime (same soname),
+// hence its thread pool and torch.set_num_threads(); without OpenMP it runs single-threaded.
+constexpr int64_t kParallelWork = int64_t(1) << 16;  // neuron-steps below which one thread wins
+
+template <typename Run>
+void over_tiles(int64_t steps, int64_t m, Run run) {
+  const int64_t tiles = (m + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (steps * m >= kParallelWork)
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int64_t k0 = tile * kBlock;
+    run(k0, k0 + kBlock < m ? k0 + kBlock : m);
+  }
+}
+
+// One contiguous block of batch rows per thread: each time step then streams one contiguous
+// [rows * h] slice of every [T, batch, h] array.
+template <typename Run>
+void over_rows(int64_t steps, int64_t batch, int64_t h, Run run) {
+#ifdef _OPENMP
+  const int64_t threads = steps * batch * h >= kParallelWork ? omp_get_max_threads() : 1;
+#else
+  const int64_t threads = 1;
+#endif
+  const int64_t rows = (batch + threads - 1) / threads;
+#pragma omp parallel for schedule(static) if (threads > 1)
+  for (int64_t block = 0; block < threads; ++block) {
+    const int64_t r0 = block * rows;
+    const int64_t r1 = r0 + rows < batch ? r0 + rows : batch;
+    if (r0 < r1) run(r0, r1);
+  }
+}
+
 }  // namespace
 
 #define SPIKEEXP_EXPORT(T, SUFFIX)                                                            \
-  extern "C" void lif_forward_##SUFFIX(int64_t steps, int64_t m, int64_t k0, int64_t k1,     \
-                                       const T* x, T* z, T* u, T* j, T* v, T* i, const T* a, \
-                                       const T* b, const T* vl, const T* vth, const T* vr) { \
-    lif_forward<T>(steps, m, k0, k1, x, z, u, j, v, i, a, b, vl, vth, vr);                    \
+  extern "C" void lif_forward_##SUFFIX(int64_t steps, int64_t m, const T* x, T* z, T* u,     \
+                                       T* j, T* v, T* i, const T* a, const T* b,             \
+                                       const T* vl, const T* vth, const T* vr) {             \
+    over_tiles(steps, m, [&](int64_t k0, int64_t k1) {                                        \
+      lif_forward<T>(steps, m, k0, k1, x, z, u, j, v, i, a, b, vl, vth, vr);                  \
+    });                                                                                       \
   }                                                                                           \
   extern "C" void lif_backward_##SUFFIX(                                                      \
-      int64_t steps, int64_t m, int64_t k0, int64_t k1, const T* u, T* g, const T* gz,        \
-      int64_t gz_stride, T* gv, T* gi, const T* v0, const T* j, const T* a, const T* b,       \
-      const T* vl, const T* vth, const T* vr, T* ga, T* gb, T* gvl, T* gvth, T* gvr) {        \
-    lif_backward<T>(steps, m, k0, k1, u, g, gz, gz_stride, gv, gi, v0, j, a, b, vl, vth, vr,  \
-                    ga, gb, gvl, gvth, gvr);                                                  \
+      int64_t steps, int64_t m, const T* u, T* g, const T* gz, int64_t gz_stride, T* gv,      \
+      T* gi, const T* v0, const T* j, const T* a, const T* b, const T* vl, const T* vth,      \
+      const T* vr, T* ga, T* gb, T* gvl, T* gvth, T* gvr) {                                   \
+    over_tiles(steps, m, [&](int64_t k0, int64_t k1) {                                        \
+      lif_backward<T>(steps, m, k0, k1, u, g, gz, gz_stride, gv, gi, v0, j, a, b, vl, vth,    \
+                      vr, ga, gb, gvl, gvth, gvr);                                            \
+    });                                                                                       \
   }                                                                                           \
   extern "C" void recurrent_forward_##SUFFIX(                                                 \
-      int mode, int64_t steps, int64_t batch, int64_t h, int64_t r0, int64_t r1, const T* p,  \
-      const T* wt, const T* z0, T* z, T* d, T* v, T* i, T* adapt, const T* a, const T* bs,    \
-      const T* c, const T* vl, const T* vth, const T* vr, const T* beta) {                    \
-    recurrent_forward_mode<T>(mode, steps, batch, h, r0, r1, p, wt, z0, z, d, v, i, adapt, a, \
-                              bs, c, vl, vth, vr, beta);                                      \
+      int mode, int64_t steps, int64_t batch, int64_t h, const T* p, const T* wt,             \
+      const T* z0, T* z, T* d, T* v, T* i, T* adapt, const T* a, const T* bs, const T* c,     \
+      const T* vl, const T* vth, const T* vr, const T* beta) {                                \
+    over_rows(steps, batch, h, [&](int64_t r0, int64_t r1) {                                  \
+      recurrent_forward_mode<T>(mode, steps, batch, h, r0, r1, p, wt, z0, z, d, v, i, adapt,  \
+                                a, bs, c, vl, vth, vr, beta);                                 \
+    });                                                                                       \
   }                                                                                           \
   extern "C" void recurrent_backward_##SUFFIX(                                                \
-      int mode, int64_t steps, int64_t batch, int64_t h, int64_t r0, int64_t r1, const T* d,  \
-      const T* sg, const T* w, const T* gz, int64_t gz_stride, T* g, T* gv, T* gi, T* gadapt, \
-      T* gzr, const T* a, const T* bs, const T* c, const T* beta) {                           \
-    recurrent_backward_mode<T>(mode, steps, batch, h, r0, r1, d, sg, w, gz, gz_stride, g, gv, \
-                               gi, gadapt, gzr, a, bs, c, beta);                              \
+      int mode, int64_t steps, int64_t batch, int64_t h, const T* d, const T* sg,             \
+      const T* w, const T* gz, int64_t gz_stride, T* g, T* gv, T* gi, T* gadapt, T* gzr,      \
+      const T* a, const T* bs, const T* c, const T* beta) {                                   \
+    over_rows(steps, batch, h, [&](int64_t r0, int64_t r1) {                                  \
+      recurrent_backward_mode<T>(mode, steps, batch, h, r0, r1, d, sg, w, gz, gz_stride, g,   \
+                                 gv, gi, gadapt, gzr, a, bs, c, beta);                        \
+    });                                                                                       \
   }
 
 SPIKEEXP_EXPORT(float, f32)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from spikeexp.functional.fused.build import kernel, parallel
+from spikeexp.functional.fused.build import kernel
 from spikeexp.functional.fused.common import (
     broadcasts_to,
     kernel_applies,
@@ -54,12 +54,7 @@ class LIFSequenceFunction(torch.autograd.Function):
         v = v0.clone()
         i = i0.clone()
         run = kernel("lif_forward", x.dtype)
-        ptrs = [pointer(t) for t in (x, z, u, j, v, i, *params)]
-
-        def chunk(k0: int, k1: int) -> None:
-            run(steps, m, k0, k1, *ptrs)
-
-        parallel(chunk, m, steps * m)
+        run(steps, m, *[pointer(t) for t in (x, z, u, j, v, i, *params)])
         ctx.save_for_backward(u, j, v0, *params)
         ctx.method = method
         ctx.alpha = alpha
@@ -86,11 +81,7 @@ class LIFSequenceFunction(torch.autograd.Function):
         run = kernel("lif_backward", u.dtype)
         head = [pointer(t) for t in (u, g, gz)]
         tail = [pointer(t) for t in (gv, gi, v0, j, a, b, v_leak, v_th, v_reset, *grads)]
-
-        def chunk(k0: int, k1: int) -> None:
-            run(steps, m, k0, k1, *head, gz_stride, *tail)
-
-        parallel(chunk, m, steps * m)
+        run(steps, m, *head, gz_stride, *tail)
         return (g, gv, gi, *grads, None, None)
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from spikeexp.functional.fused.build import kernel, parallel
+from spikeexp.functional.fused.build import kernel
 from spikeexp.functional.fused.common import (
     any_requires_grad,
     broadcasts_to,
@@ -64,11 +64,7 @@ class RecurrentSequenceFunction(torch.autograd.Function):
         transposed = weights.t().contiguous()
         run = kernel("recurrent_forward", projected.dtype)
         ptrs = [pointer(t) for t in (projected, transposed, z0, z, d, v, i, adapt, *params)]
-
-        def rows(r0: int, r1: int) -> None:
-            run(mode, steps, batch, hidden, r0, r1, *ptrs)
-
-        parallel(rows, batch, steps * batch * hidden, align=1)
+        run(mode, steps, batch, hidden, *ptrs)
         ctx.save_for_backward(d, z, weights, z0, *params)
         ctx.mode, ctx.method, ctx.alpha = mode, method, alpha
         return z, z[-1].clone(), v, i, adapt
@@ -93,11 +89,7 @@ class RecurrentSequenceFunction(torch.autograd.Function):
         run = kernel("recurrent_backward", d.dtype)
         head = [pointer(t) for t in (d, sg, w, gz)]
         tail = [pointer(t) for t in (g, gv, gi, gb, gzr, a, b_syn, c, beta)]
-
-        def rows(r0: int, r1: int) -> None:
-            run(ctx.mode, steps, batch, hidden, r0, r1, *head, gz_stride, *tail)
-
-        parallel(rows, batch, steps * batch * hidden, align=1)
+        run(ctx.mode, steps, batch, hidden, *head, gz_stride, *tail)
         grad_weights = None
         if ctx.needs_input_grad[1]:
             grad_weights = g[0].t() @ z0
