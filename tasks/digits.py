@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from sklearn.datasets import load_digits
+
 from spikeexp.tasks.tensor_data import TensorDataModule, seeded_split
 
 DIGITS_MAX_VALUE = 16.0

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
+from torchvision.transforms import v2
+
 from spikeexp.tasks.idx import read_idx
 from spikeexp.tasks.tensor_data import TensorDataModule
-from torchvision.transforms import v2
 
 DATA_ENV = "SPIKEEXP_DATA"
 DEFAULT_ROOT = Path("data")

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import spikeexp.conf
 import torch
 from omegaconf import OmegaConf
 from torch import nn
 
 import spikeexp as snn
+import spikeexp.conf
 from spikeexp.functional.neurons import MODELS, NeuronModel
 from spikeexp.module import NEURON_MODULES, RecurrentState
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from spikeexp.tasks.digits import DigitsDataModule
 
 DIGITS_IMAGES = 1797

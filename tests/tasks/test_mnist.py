@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from spikeexp.tasks import mnist
 from spikeexp.tasks.mnist import FashionMNISTDataModule, MNISTDataModule
 

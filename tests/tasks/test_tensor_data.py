@@ -8,6 +8,8 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import nn
+
 from spikeexp.tasks.digits import DigitsDataModule
 from spikeexp.tasks.tensor_data import (
     EpochShuffleSampler,
@@ -15,7 +17,6 @@ from spikeexp.tasks.tensor_data import (
     SeededTransformDataset,
     seeded_split,
 )
-from torch import nn
 
 
 def test_order_is_function_of_seed_and_epoch() -> None:
