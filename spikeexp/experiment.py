@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from spikeexp.checkpoint import SafeCheckpointIO
 from spikeexp.decode import Decoder
 from spikeexp.lightning import LayerRegularization, Regularization, SpikingModule
+from spikeexp.module import BACKENDS
 from spikeexp.network import TOPOLOGIES, build_network
 from spikeexp.reliability import reliability_callbacks
 from spikeexp.schema import (
@@ -100,6 +101,12 @@ def validate_config(config: Mapping[str, Any]) -> None:
     constructors."""
     _check_top_level(config)
     validate_neuron("neuron", config["neuron"])
+    unroll = config.get("unroll") or {}
+    check_keys("unroll", unroll, ["backend"])
+    if unroll.get("backend", "auto") not in BACKENDS:
+        raise ConfigError(
+            f"unroll.backend must be one of {', '.join(BACKENDS)} (got {unroll['backend']!r})"
+        )
     validate_target("encoder", config["encoder"])
     topology = config["topology"]
     if topology.get("type") not in TOPOLOGIES:
@@ -173,6 +180,7 @@ def build_experiment(config: DictConfig) -> Experiment:
         encoded_shape,
         task.num_outputs,
         readout_spiking=task.readout_spiking,
+        backend=(resolved.get("unroll") or {}).get("backend", "auto"),
     )
     regularization = validate_dataclass(
         "regularization", resolved["regularization"], Regularization

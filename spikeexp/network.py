@@ -120,8 +120,10 @@ class _Builder:
         input_shape: tuple[int, ...],
         neuron: Mapping[str, Any],
         overrides: Mapping[str, Any],
+        backend: str = "auto",
     ) -> None:
         self.shape = tuple(input_shape)
+        self.backend = backend
         self.neuron = dict(neuron)
         self.overrides = dict(overrides)
         self.layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -168,7 +170,7 @@ class _Builder:
         suffix = "Recurrent" if sizes else ""
         cls = NEURON_MODULES[f"{model.prefix}{suffix}"]
         kwargs = {key: value for key, value in spec.items() if key != "model"}
-        self.add(name, cls(**sizes, **kwargs))
+        self.add(name, cls(**sizes, backend=self.backend, **kwargs))
         if model.spiking:
             self.spiking.append(name)
 
@@ -256,6 +258,7 @@ def build_network(
     input_shape: tuple[int, ...],
     num_outputs: int,
     readout_spiking: bool = False,
+    backend: str = "auto",
 ) -> SpikingNetwork:
     """Build the network of a (resolved, plain) config.
 
@@ -266,6 +269,8 @@ def build_network(
         input_shape: per-sample shape of the encoder's output (without time and batch).
         num_outputs: readout neurons (number of classes).
         readout_spiking: whether the decoder reads spikes (else voltages) from the readout.
+        backend: time-loop backend of every neuron sequence layer (``unroll.backend``: auto,
+            reference or fused; see :class:`spikeexp.module.NeuronSequence`).
     """
     kind = topology.get("type")
     if kind not in TOPOLOGIES:
@@ -277,7 +282,7 @@ def build_network(
             raise ConfigError(
                 f"topology.layers.{name} must be a mapping with the key 'neuron' (got {override})"
             )
-    builder = _Builder(input_shape, neuron, spec.layers)
+    builder = _Builder(input_shape, neuron, spec.layers, backend)
     build(spec, builder)
     unknown = sorted(set(spec.layers) - set(builder.spiking))
     if unknown:
