@@ -116,7 +116,7 @@ class SweepSummary(Callback):
         record = {
             "job": hydra_config.job.num,
             "status": status,
-            "wall_time_s": None if wall is None else round(wall, 3),
+            "wall_time_s": None if wall is None else float(f"{wall:.4g}"),
             "overrides": _overrides(list(job_return.overrides or [])),
             "value": value,
             "metrics": _final_metrics(output_dir),
