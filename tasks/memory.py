@@ -65,6 +65,7 @@ class MemoryBatch(NamedTuple):
             (:class:`~spikeexp.module.encode.PreEncoded`) hands the network the time-first view.
         labels: the stored bit ``[batch]`` int64.
         recall_mask: ``[batch, T]`` bool, true during the RECALL period.
+        store_mask: ``[batch, T]`` bool, true during the STORE period (for plots).
         long: whether the batch is the long test variant (its accuracy is logged as
             ``acc_long``).
     """
@@ -72,6 +73,7 @@ class MemoryBatch(NamedTuple):
     spikes: torch.Tensor
     labels: torch.Tensor
     recall_mask: torch.Tensor
+    store_mask: torch.Tensor
     long: bool = False
 
 
@@ -165,8 +167,9 @@ class StoreRecall:
         )
         spikes = (uniform < probability).float().flatten(1, 2)
         recall_mask = is_recall.t().repeat_interleave(self.period_steps, dim=1)
+        store_mask = is_store.t().repeat_interleave(self.period_steps, dim=1)
         labels = bits.gather(0, store.unsqueeze(0)).squeeze(0)
-        return MemoryBatch(spikes, labels, recall_mask, blocks > 1)
+        return MemoryBatch(spikes, labels, recall_mask, store_mask, blocks > 1)
 
 
 class MemoryBatches(Dataset):
@@ -357,6 +360,10 @@ class MemoryTask(Task):
             {f"{stage}_acc": BinaryAccuracy() for stage in STAGES}
             | {"test_acc_long": BinaryAccuracy()}
         )
+
+    def periods(self, batch: MemoryBatch) -> dict[str, torch.Tensor]:
+        """STORE and RECALL steps as time-first ``[T, batch]`` masks (shaded in readout plots)."""
+        return {"store": batch.store_mask.t(), "recall": batch.recall_mask.t()}
 
     def inputs(self, batch: MemoryBatch) -> torch.Tensor:
         """The input spikes ``[batch, T, channels]`` (``encoder=none`` makes them time-first)."""

@@ -88,6 +88,10 @@ def test_store_recall_placement_and_labels(big_batch: tuple[StoreRecall, MemoryB
     mask_period = batch.recall_mask.reshape(-1, 12, PERIOD).all(2).int().argmax(1)
     assert torch.equal(mask_period, recall)
     assert bool((batch.recall_mask.sum(1) == PERIOD).all())
+    # The store mask (shaded in readout plots) covers exactly the STORE period.
+    store_mask_period = batch.store_mask.reshape(-1, 12, PERIOD).all(2).int().argmax(1)
+    assert torch.equal(store_mask_period, store)
+    assert bool((batch.store_mask.sum(1) == PERIOD).all())
 
 
 def test_long_variant_has_longer_delays() -> None:
@@ -178,7 +182,7 @@ def _hand_batch() -> tuple[torch.Tensor, MemoryBatch]:
         requires_grad=True,
     )
     mask = torch.tensor([[0, 0, 1, 1], [0, 1, 1, 1]], dtype=torch.bool)
-    batch = MemoryBatch(torch.zeros(2, 4, 20), torch.tensor([0, 0]), mask)
+    batch = MemoryBatch(torch.zeros(2, 4, 20), torch.tensor([0, 0]), mask, torch.zeros_like(mask))
     return readout, batch
 
 
