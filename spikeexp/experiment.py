@@ -30,6 +30,7 @@ from spikeexp.decode import Decoder
 from spikeexp.lightning import LayerRegularization, Regularization, SpikingModule
 from spikeexp.module import BACKENDS
 from spikeexp.network import TOPOLOGIES, build_network
+from spikeexp.parallel import SyncEpochMetrics
 from spikeexp.reliability import reliability_callbacks
 from spikeexp.schema import (
     ConfigError,
@@ -214,7 +215,9 @@ def build_experiment(config: DictConfig) -> Experiment:
 
 def build_trainer(config: DictConfig, **overrides: Any) -> Trainer:
     """The Lightning ``Trainer`` of ``config`` with its loggers and callbacks."""
-    callbacks: list[Callback] = [
+    # First, so that every rank syncs the epoch's metrics before the rank-0 progress bar reads
+    # them (spikeexp.parallel.SyncEpochMetrics: avoids a DDP deadlock).
+    callbacks: list[Callback] = [SyncEpochMetrics()] + [
         instantiate(f"callbacks.{name}", node)
         for name, node in _entries("callbacks", config.get("callbacks")).items()
     ]
