@@ -1,5 +1,6 @@
 """PyTorch modules: generic neuron wrappers (four per spiking model), containers, encoders."""
 
+from spikeexp.functional.unroll import RecurrentState
 from spikeexp.module.container import Lift, SequentialState
 from spikeexp.module.encode import (
     ConstantCurrentEncoder,
@@ -20,7 +21,6 @@ from spikeexp.module.neuron import (
     build_modules,
 )
 from spikeexp.module.readout import LILinear, LILinearCell
-from spikeexp.module.unroll import RecurrentState
 
 globals().update(NEURON_MODULES)
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from spikeexp.functional.neurons import MODELS
 from spikeexp.functional.neurons.base import NeuronModel
-from spikeexp.module.unroll import (
+from spikeexp.functional.unroll import (
     RecurrentState,
     reference_recurrent_sequence,
     reference_sequence,

@@ -13,7 +13,11 @@ from spikeexp.functional.fused.recurrent import MODES, RecurrentSequenceFunction
 from spikeexp.functional.neurons import MODELS
 from spikeexp.functional.neurons.lif import LIFParameters, LIFState
 from spikeexp.functional.surrogate import SURROGATES
-from spikeexp.module.unroll import RecurrentState, reference_recurrent_sequence, reference_sequence
+from spikeexp.functional.unroll import (
+    RecurrentState,
+    reference_recurrent_sequence,
+    reference_sequence,
+)
 
 LIF = MODELS["lif"]
 LSNN = MODELS["lsnn"]

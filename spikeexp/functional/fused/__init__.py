@@ -4,7 +4,7 @@
 * :func:`~spikeexp.functional.fused.lif.lif_fused_recurrent_sequence` and
   :func:`~spikeexp.functional.fused.lsnn.lsnn_fused_recurrent_sequence`: recurrent layers.
 
-Each is a drop-in for the reference unroll of :mod:`spikeexp.module.unroll` (same signature and
+Each is a drop-in for the reference unroll of :mod:`spikeexp.functional.unroll` (same signature and
 results), built on C++ kernels compiled at first use (:mod:`spikeexp.functional.fused.build`)
 with the pure-PyTorch step loop as fallback. Design and measurements: docs/readme/performance.md.
 """

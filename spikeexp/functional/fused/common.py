@@ -1,7 +1,7 @@
 """Helpers shared by the fused neuron kernels: eligibility, parameter broadcast, fallbacks.
 
 The step loops here are the pure-PyTorch fallback of the fused paths (same semantics as
-:func:`spikeexp.module.unroll.reference_sequence` and ``reference_recurrent_sequence``, which
+:func:`spikeexp.functional.unroll.reference_sequence` and ``reference_recurrent_sequence``, which
 ``functional`` may not import). They run when the C++ kernels are unavailable, on devices other
 than the CPU, for dtypes other than float32/float64, and for cases a kernel does not cover.
 """
@@ -11,13 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
 from spikeexp.functional.fused.build import kernels
 from spikeexp.functional.surrogate import surrogate_derivative
 
 if TYPE_CHECKING:
-    from spikeexp.functional.neurons.base import NeuronModel
+    pass
 
 KERNEL_DTYPES = (torch.float32, torch.float64)
 _SURROGATE_CHUNK = 1 << 16  # elements per surrogate evaluation: temporaries stay in cache
@@ -95,46 +94,3 @@ def pointer(tensor: torch.Tensor | None) -> int | None:
 
 def any_requires_grad(values: list[Any]) -> bool:
     return any(isinstance(v, torch.Tensor) and v.requires_grad for v in values)
-
-
-def step_loop(
-    model: NeuronModel, x: torch.Tensor, state: Any, p: Any, dt: float, record_states: bool
-) -> tuple[torch.Tensor, Any]:
-    """Pure-PyTorch feed-forward unroll (the reference semantics)."""
-    outputs, trajectory = [], []
-    for x_t in x:
-        out, state = model.step(x_t, state, p, dt)
-        outputs.append(out)
-        if record_states:
-            trajectory.append(state)
-    return torch.stack(outputs), _stack(trajectory) if record_states else state
-
-
-def recurrent_step_loop(
-    model: NeuronModel,
-    x: torch.Tensor,
-    state: Any,
-    input_weights: torch.Tensor,
-    recurrent_weights: torch.Tensor,
-    p: Any,
-    dt: float,
-    record_states: bool,
-) -> tuple[torch.Tensor, Any]:
-    """Pure-PyTorch recurrent unroll (the reference semantics, reset detached)."""
-    state_type = type(state)
-    z, neuron = state
-    outputs, trajectory = [], []
-    for current in F.linear(x, input_weights):
-        z, neuron = model.step(current + F.linear(z, recurrent_weights), neuron, p, dt, True)
-        outputs.append(z)
-        if record_states:
-            trajectory.append(state_type(z, neuron))
-    final = _stack(trajectory) if record_states else state_type(z, neuron)
-    return torch.stack(outputs), final
-
-
-def _stack(states: list[Any]) -> Any:
-    """A list of (nested) state tuples as one tuple of ``[T, ...]`` tensors."""
-    if isinstance(states[0], torch.Tensor):
-        return torch.stack(states)
-    return type(states[0])(*(_stack(list(fields)) for fields in zip(*states, strict=True)))

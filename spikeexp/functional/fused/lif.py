@@ -22,11 +22,11 @@ from spikeexp.functional.fused.common import (
     kernel_applies,
     per_neuron,
     pointer,
-    step_loop,
     surrogate_of,
     time_rows,
 )
 from spikeexp.functional.fused.recurrent import fused_recurrent
+from spikeexp.functional.unroll import reference_sequence
 
 if TYPE_CHECKING:
     from spikeexp.functional.neurons.base import NeuronModel
@@ -106,7 +106,7 @@ def lif_fused_sequence(
         or not kernel_applies(x, values)
         or not all(broadcasts_to(value, shape) for value in values)
     ):
-        return step_loop(model, x, state, p, dt, record_states)
+        return reference_sequence(model, x, state, p, dt, record_states)
     like = x
     params = [
         per_neuron(dt * p.tau_mem_inv, shape, like),

@@ -32,10 +32,10 @@ from spikeexp.functional.fused.common import (
     kernel_applies,
     per_neuron,
     pointer,
-    recurrent_step_loop,
     surrogate_of,
     time_rows,
 )
+from spikeexp.functional.unroll import reference_recurrent_sequence
 
 if TYPE_CHECKING:
     from spikeexp.functional.neurons.base import NeuronModel
@@ -129,7 +129,7 @@ def fused_recurrent(
         or not kernel_applies(x, [*values, z0, input_weights, recurrent_weights])
         or not all(broadcasts_to(value, shape) for value in values)
     ):
-        return recurrent_step_loop(
+        return reference_recurrent_sequence(
             model, x, state, input_weights, recurrent_weights, p, dt, record_states
         )
     params = tuple(per_neuron(dt * rate, shape, x) for rate in rates) + tuple(

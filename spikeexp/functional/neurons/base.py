@@ -49,9 +49,9 @@ class NeuronModel:
             inside ``(0, 1/dt)``, with a gradient everywhere (a clamp has none outside).
         resolve: optional ``p -> p`` that fills derived fields (presets); ``None`` if none.
         fused_sequence: optional whole-sequence fast path with the signature of
-            :func:`spikeexp.module.unroll.reference_sequence`; ``None`` if the model has none.
+            :func:`spikeexp.functional.unroll.reference_sequence`; ``None`` if the model has none.
         fused_recurrent_sequence: optional fast path for recurrent layers, signature of
-            :func:`spikeexp.module.unroll.reference_recurrent_sequence`.
+            :func:`spikeexp.functional.unroll.reference_recurrent_sequence`.
     """
 
     name: str

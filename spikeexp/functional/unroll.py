@@ -8,12 +8,13 @@ recurrent layer) is hoisted out of the loop and done once over the whole ``[T, b
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from spikeexp.functional.neurons.base import NeuronModel
+if TYPE_CHECKING:
+    from spikeexp.functional.neurons.base import NeuronModel
 
 
 class RecurrentState(NamedTuple):
