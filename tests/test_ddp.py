@@ -14,7 +14,6 @@ from omegaconf import OmegaConf
 from spikeexp import parallel
 from spikeexp.parallel import guard_ddp_relaunch
 
-# One short run; the default monitoring callbacks are left out (see docs/readme/sweeps.md).
 # Default callbacks and TensorBoard logger on purpose: they once deadlocked DDP (SyncEpochMetrics).
 SHORT = ["data.num_workers=0"]
 

@@ -6,5 +6,5 @@
 
 Each is a drop-in for the reference unroll of :mod:`spikeexp.functional.unroll` (same signature and
 results), built on C++ kernels compiled at first use (:mod:`spikeexp.functional.fused.build`)
-with the pure-PyTorch step loop as fallback. Design and measurements: docs/readme/performance.md.
+with the pure-PyTorch step loop as fallback. Design and measurements: README, "Performance".
 """
