@@ -230,11 +230,26 @@ class SpikingModule(LightningModule):
             terms["loss_l1"] = torch.stack(l1_terms).sum()
         loss = torch.stack(list(terms.values())).sum()
         on_step = stage == "train"
+        # Epoch values are averaged over DDP ranks (sync_dist); per-step training losses stay
+        # per rank, so that logging costs no collective call per step.
         self.log(
-            f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=size
+            f"{stage}/loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=size,
+            sync_dist=not on_step,
         )
         for name, value in terms.items():
-            self.log(f"{stage}/{name}", value, on_step=False, on_epoch=True, batch_size=size)
+            self.log(
+                f"{stage}/{name}",
+                value,
+                on_step=False,
+                on_epoch=True,
+                batch_size=size,
+                sync_dist=True,
+            )
         return loss
 
     def _log_metrics(self, metrics: Mapping[str, Any], stage: str, size: int) -> None:
@@ -258,6 +273,7 @@ class SpikingModule(LightningModule):
                 on_step=False,
                 on_epoch=True,
                 batch_size=size,
+                sync_dist=True,
             )
             self.log(
                 f"{stage}/silent/{name}",
@@ -265,6 +281,7 @@ class SpikingModule(LightningModule):
                 on_step=False,
                 on_epoch=True,
                 batch_size=size,
+                sync_dist=True,
             )
 
     # ------------------------------------------------------------------ optimisation
