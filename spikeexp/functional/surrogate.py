@@ -124,3 +124,16 @@ def spike(x: torch.Tensor, method: str = "super", alpha: float = 100.0) -> torch
     if method not in SURROGATES:
         check_surrogate(method, alpha)
     return _SpikeFunction.apply(x, method, float(alpha))
+
+
+def spike_and_reset_factor(
+    x: torch.Tensor, method: str, alpha: float, detach_reset: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Spikes :math:`z = H(x)` and the factor that resets the neuron state.
+
+    The reset factor is :math:`z` itself, or :math:`z` detached from the graph when
+    ``detach_reset`` (recurrent layers, as in Norse: no gradient through the reset). A model then
+    resets with e.g. :math:`v \leftarrow (1 - z_r)\, v + z_r\, v_{reset}`.
+    """
+    z = spike(x, method, alpha)
+    return z, z.detach() if detach_reset else z

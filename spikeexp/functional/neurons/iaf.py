@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 
 from spikeexp.functional.neurons.base import NeuronModel
-from spikeexp.functional.surrogate import check_surrogate, spike
+from spikeexp.functional.surrogate import check_surrogate, spike_and_reset_factor
 from spikeexp.functional.validation import check_dt, check_threshold
 
 Param = float | torch.Tensor
@@ -57,8 +57,7 @@ def iaf_step(
 ) -> tuple[torch.Tensor, IAFState]:
     """One step (module docstring); returns ``(spikes, state)``. ``dt`` does not enter."""
     v = state.v + x
-    z = spike(v - p.v_th, p.method, p.alpha)
-    z_reset = z.detach() if detach_reset else z
+    z, z_reset = spike_and_reset_factor(v - p.v_th, p.method, p.alpha, detach_reset)
     v = (1 - z_reset) * v + z_reset * p.v_reset
     return z, IAFState(v)
 

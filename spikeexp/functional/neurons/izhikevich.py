@@ -36,7 +36,7 @@ from typing import NamedTuple
 import torch
 
 from spikeexp.functional.neurons.base import NeuronModel
-from spikeexp.functional.surrogate import check_surrogate, spike
+from spikeexp.functional.surrogate import check_surrogate, spike_and_reset_factor
 from spikeexp.functional.validation import (
     check_choice,
     check_dt,
@@ -146,8 +146,7 @@ def izhikevich_step(
     v_old = state.v
     v = v_old + dt * PER_MS * (0.04 * v_old * v_old + 5.0 * v_old + 140.0 - state.u + x)
     u = state.u + dt * p.a * (p.b * v_old - state.u)
-    z = spike(v - p.v_peak, p.method, p.alpha)
-    z_reset = z.detach() if detach_reset else z
+    z, z_reset = spike_and_reset_factor(v - p.v_peak, p.method, p.alpha, detach_reset)
     v = (1 - z_reset) * v + z_reset * p.c
     u = u + z_reset * p.d
     return z, IzhikevichState(v, u)

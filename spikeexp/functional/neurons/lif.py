@@ -23,7 +23,7 @@ import torch
 
 from spikeexp.functional.fused.lif import lif_fused_recurrent_sequence, lif_fused_sequence
 from spikeexp.functional.neurons.base import NeuronModel
-from spikeexp.functional.surrogate import check_surrogate, spike
+from spikeexp.functional.surrogate import check_surrogate, spike_and_reset_factor
 from spikeexp.functional.validation import (
     check_dt,
     check_finite,
@@ -74,8 +74,7 @@ def lif_step(
     i = state.i + x
     v = state.v + dt * p.tau_mem_inv * ((p.v_leak - state.v) + i)
     i = i - dt * p.tau_syn_inv * i
-    z = spike(v - p.v_th, p.method, p.alpha)
-    z_reset = z.detach() if detach_reset else z
+    z, z_reset = spike_and_reset_factor(v - p.v_th, p.method, p.alpha, detach_reset)
     v = (1 - z_reset) * v + z_reset * p.v_reset
     return z, LIFState(v, i)
 

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import torch
 
 from spikeexp.functional.neurons.base import NeuronModel
-from spikeexp.functional.surrogate import check_surrogate, spike
+from spikeexp.functional.surrogate import check_surrogate, spike_and_reset_factor
 from spikeexp.functional.validation import (
     check_dt,
     check_finite,
@@ -99,8 +99,7 @@ def lif_adex_step(
     v = v_old + dt * p.tau_mem_inv * ((p.v_leak - v_old) + exponential + i - state.a)
     a = state.a + dt * p.tau_ada_inv * (p.adaptation_current * (v_old - p.v_leak) - state.a)
     i = i - dt * p.tau_syn_inv * i
-    z = spike(v - p.v_th, p.method, p.alpha)
-    z_reset = z.detach() if detach_reset else z
+    z, z_reset = spike_and_reset_factor(v - p.v_th, p.method, p.alpha, detach_reset)
     v = (1 - z_reset) * v + z_reset * p.v_reset
     a = a + z_reset * p.adaptation_spike
     return z, LIFAdExState(v, i, a)

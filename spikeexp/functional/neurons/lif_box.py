@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 
 from spikeexp.functional.neurons.base import NeuronModel
-from spikeexp.functional.surrogate import check_surrogate, spike
+from spikeexp.functional.surrogate import check_surrogate, spike_and_reset_factor
 from spikeexp.functional.validation import (
     check_choice,
     check_dt,
@@ -79,8 +79,7 @@ def lif_box_step(
 ) -> tuple[torch.Tensor, LIFBoxState]:
     """One Euler step (module docstring); returns ``(spikes, state)``."""
     v = state.v + dt * p.tau_mem_inv * ((p.v_leak - state.v) + x)
-    z = spike(v - p.v_th, p.method, p.alpha)
-    z_reset = z.detach() if detach_reset else z
+    z, z_reset = spike_and_reset_factor(v - p.v_th, p.method, p.alpha, detach_reset)
     if p.reset == "value":
         v = (1 - z_reset) * v + z_reset * p.v_reset
     else:

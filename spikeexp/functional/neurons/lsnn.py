@@ -55,7 +55,7 @@ import torch
 
 from spikeexp.functional.fused.lsnn import lsnn_fused_recurrent_sequence
 from spikeexp.functional.neurons.base import NeuronModel
-from spikeexp.functional.surrogate import check_surrogate, spike
+from spikeexp.functional.surrogate import check_surrogate, spike_and_reset_factor
 from spikeexp.functional.validation import (
     check_choice,
     check_dt,
@@ -124,12 +124,12 @@ def lsnn_step(
     i = i - dt * p.tau_syn_inv * i
     if p.adaptation == "norse":
         b = state.b + dt * p.tau_adapt_inv * (p.v_th - state.b)
-        z = spike(v - b, p.method, p.alpha)
+        z, z_reset = spike_and_reset_factor(v - b, p.method, p.alpha, detach_reset)
         b = b + p.beta * z
     else:
-        z = spike(v - (p.v_th + p.beta * state.b), p.method, p.alpha)
+        threshold = p.v_th + p.beta * state.b
+        z, z_reset = spike_and_reset_factor(v - threshold, p.method, p.alpha, detach_reset)
         b = state.b + dt * p.tau_adapt_inv * (z - state.b)
-    z_reset = z.detach() if detach_reset else z
     v = (1 - z_reset) * v + z_reset * p.v_reset
     return z, LSNNState(v, i, b)
 

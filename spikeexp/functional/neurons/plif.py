@@ -29,7 +29,7 @@ from typing import NamedTuple
 import torch
 
 from spikeexp.functional.neurons.base import NeuronModel
-from spikeexp.functional.surrogate import check_surrogate, spike
+from spikeexp.functional.surrogate import check_surrogate, spike_and_reset_factor
 from spikeexp.functional.validation import (
     check_dt,
     check_finite,
@@ -76,8 +76,7 @@ def plif_step(
 ) -> tuple[torch.Tensor, PLIFState]:
     """One Euler step (module docstring); returns ``(spikes, state)``."""
     v = state.v + dt * p.tau_mem_inv * ((p.v_leak - state.v) + x)
-    z = spike(v - p.v_th, p.method, p.alpha)
-    z_reset = z.detach() if detach_reset else z
+    z, z_reset = spike_and_reset_factor(v - p.v_th, p.method, p.alpha, detach_reset)
     v = (1 - z_reset) * v + z_reset * p.v_reset
     return z, PLIFState(v)
 
