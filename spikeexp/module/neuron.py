@@ -135,6 +135,23 @@ class NeuronCell(NeuronModule):
         return self.model.step(x, state, p, self.dt)
 
 
+def check_layer_sizes(input_size: int, hidden_size: int) -> None:
+    """Both sizes of a layer with its own weights are positive integers."""
+    for name, size in (("input_size", input_size), ("hidden_size", hidden_size)):
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"{name} must be a positive integer (got {size!r})")
+
+
+def check_features(module: nn.Module, x: torch.Tensor, layout: str) -> None:
+    """``x`` has the dimensions of ``layout`` (e.g. ``[T, batch, input_size]``) and
+    ``module.input_size`` features in its last one."""
+    if x.dim() != layout.count(",") + 1 or x.shape[-1] != module.input_size:
+        raise ValueError(
+            f"{type(module).__name__} expects input {layout} with input_size="
+            f"{module.input_size} (got shape {tuple(x.shape)})"
+        )
+
+
 def _check_time_first(x: torch.Tensor, owner: str, min_dims: int = 2) -> None:
     if x.dim() < min_dims:
         raise ValueError(
@@ -201,9 +218,7 @@ class _RecurrentWeights(NeuronModule):
         **overrides: Any,
     ) -> None:
         super().__init__(p, dt, learnable, **overrides)
-        for name, size in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(size, int) or size < 1:
-                raise ValueError(f"{name} must be a positive integer (got {size!r})")
+        check_layer_sizes(input_size, hidden_size)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.autapses = autapses
@@ -224,13 +239,6 @@ class _RecurrentWeights(NeuronModule):
         zeros = like.new_zeros(like.shape[0], self.hidden_size)
         return RecurrentState(zeros, self.model.initial_state(self.p, zeros))
 
-    def _check_input(self, x: torch.Tensor, layout: str) -> None:
-        if x.shape[-1] != self.input_size or x.dim() != layout.count(",") + 1:
-            raise ValueError(
-                f"{type(self).__name__} expects input {layout} with input_size="
-                f"{self.input_size} (got shape {tuple(x.shape)})"
-            )
-
     def extra_repr(self) -> str:
         return (
             f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
@@ -244,7 +252,7 @@ class NeuronRecurrentCell(_RecurrentWeights):
     def forward(
         self, x: torch.Tensor, state: RecurrentState | None = None
     ) -> tuple[torch.Tensor, RecurrentState]:
-        self._check_input(x, "[batch, input_size]")
+        check_features(self, x, "[batch, input_size]")
         if state is None:
             state = self.initial_state(x)
         p = self.p
@@ -285,7 +293,7 @@ class NeuronRecurrent(_RecurrentWeights):
     def forward(
         self, x: torch.Tensor, state: RecurrentState | None = None
     ) -> tuple[torch.Tensor, Any]:
-        self._check_input(x, "[T, batch, input_size]")
+        check_features(self, x, "[T, batch, input_size]")
         if state is None:
             state = self.initial_state(x[0])
         fused = self.model.fused_recurrent_sequence

@@ -16,24 +16,10 @@ import torch
 from torch import nn
 
 from spikeexp.functional.neurons.li import LIState
-from spikeexp.module.neuron import NEURON_MODULES
+from spikeexp.module.neuron import NEURON_MODULES, check_features, check_layer_sizes
 
 _LICell = NEURON_MODULES["LICell"]
 _LI = NEURON_MODULES["LI"]
-
-
-def _check_sizes(input_size: int, hidden_size: int) -> None:
-    for name, size in (("input_size", input_size), ("hidden_size", hidden_size)):
-        if not isinstance(size, int) or size < 1:
-            raise ValueError(f"{name} must be a positive integer (got {size!r})")
-
-
-def _check_features(module: nn.Module, x: torch.Tensor, layout: str, dims: int) -> None:
-    if x.dim() != dims or x.shape[-1] != module.input_size:
-        raise ValueError(
-            f"{type(module).__name__} expects input {layout} with input_size="
-            f"{module.input_size} (got shape {tuple(x.shape)})"
-        )
 
 
 class LILinearCell(_LICell):
@@ -53,7 +39,7 @@ class LILinearCell(_LICell):
         **overrides: Any,
     ) -> None:
         super().__init__(p, dt, learnable, **overrides)
-        _check_sizes(input_size, hidden_size)
+        check_layer_sizes(input_size, hidden_size)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.linear = nn.Linear(input_size, hidden_size, bias=False)
@@ -61,7 +47,7 @@ class LILinearCell(_LICell):
     def forward(  # type: ignore[override]
         self, x: torch.Tensor, state: LIState | None = None
     ) -> tuple[torch.Tensor, LIState]:
-        _check_features(self, x, "[batch, input_size]", 2)
+        check_features(self, x, "[batch, input_size]")
         return super().forward(self.linear(x), state)
 
 
@@ -84,7 +70,7 @@ class LILinear(_LI):
         **overrides: Any,
     ) -> None:
         super().__init__(p, dt, learnable, record_states, backend, **overrides)
-        _check_sizes(input_size, hidden_size)
+        check_layer_sizes(input_size, hidden_size)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.linear = nn.Linear(input_size, hidden_size, bias=False)
@@ -92,5 +78,5 @@ class LILinear(_LI):
     def forward(  # type: ignore[override]
         self, x: torch.Tensor, state: LIState | None = None
     ) -> tuple[torch.Tensor, Any]:
-        _check_features(self, x, "[T, batch, input_size]", 3)
+        check_features(self, x, "[T, batch, input_size]")
         return super().forward(self.linear(x), state)
