@@ -26,38 +26,20 @@ all in Hydra sweeps (``-m``) unless ``in_sweeps=true``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import move_data_to_device
+from lightning_utilities.core.apply_func import apply_to_collection
 
 from spikeexp.callbacks.tensorboard import in_multirun, tensorboard_writers
 from spikeexp.viz import figure_to_array, parameter_label, record_activity, recording_figures
 
 
 def slice_batch(batch: Any, index: slice) -> Any:
-    """``batch`` (tensors, or tuples / lists / dicts of them) cut to the samples ``index``."""
-    if isinstance(batch, torch.Tensor):
-        return batch[index].detach().clone()
-    if isinstance(batch, Mapping):
-        return {key: slice_batch(value, index) for key, value in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        items = [slice_batch(value, index) for value in batch]
-        return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)
-    return batch
-
-
-def move_batch(batch: Any, device: torch.device) -> Any:
-    """``batch`` with every tensor moved to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, Mapping):
-        return {key: move_batch(value, device) for key, value in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        items = [move_batch(value, device) for value in batch]
-        return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)
-    return batch
+    """``batch`` (tensors, or tuples / named tuples / lists / dicts of them) cut to ``index``."""
+    return apply_to_collection(batch, torch.Tensor, lambda tensor: tensor[index].detach().clone())
 
 
 def batches_done(trainer: Trainer) -> int:
@@ -152,7 +134,7 @@ class SpikePlots(Callback):
         if not self._due or self._batch is None:
             return
         step = batches_done(trainer)
-        batch = move_batch(self._batch, pl_module.device)
+        batch = move_data_to_device(self._batch, pl_module.device)
         recording = record_activity(
             pl_module.encoder, pl_module.network, pl_module.task.inputs(batch)
         )
