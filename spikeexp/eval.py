@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from spikeexp.checkpoint import check_config_targets, load_checkpoint_file, verify_checkpoint
 from spikeexp.errors import guarded, run_cli
-from spikeexp.experiment import build_experiment, build_trainer
+from spikeexp.experiment import build_experiment, build_test_trainer
 from spikeexp.schema import ConfigError
 from spikeexp.train import print_summary
 
@@ -106,7 +106,7 @@ def evaluate(config: DictConfig, output_dir: str) -> dict[str, float]:
     experiment = build_experiment(train_config)
     state = verify_checkpoint(checkpoint, experiment.module)["state_dict"]
     experiment.module.load_state_dict(state)
-    trainer = build_trainer(train_config, enable_checkpointing=False)
+    trainer = build_test_trainer(train_config, enable_checkpointing=False)
     results = trainer.test(experiment.module, datamodule=experiment.datamodule)
     metrics = {name: float(value) for name, value in results[0].items()} if results else {}
     if trainer.is_global_zero:

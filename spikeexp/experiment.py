@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import hydra
+import torch
 from hydra.errors import InstantiationException
 from lightning.pytorch import Callback, LightningDataModule, Trainer
 from lightning.pytorch.loggers import Logger
@@ -235,3 +236,29 @@ def build_trainer(config: DictConfig, **overrides: Any) -> Trainer:
         **overrides,
     }
     return instantiate("trainer", config.trainer, **kwargs)
+
+
+def build_test_trainer(
+    config: DictConfig, fitted: Trainer | None = None, **overrides: Any
+) -> Trainer | None:
+    """The trainer that tests: one process on one device; ``None`` on the other DDP ranks.
+
+    A multi-process test splits the test set with a ``DistributedSampler``, which pads it so that
+    every rank gets as many samples as the others: some samples would be counted twice. The test
+    therefore runs in one process on one device, as Lightning recommends, and each sample counts
+    once. After a multi-process ``fitted`` trainer, the ranks started by ``popen``, torchrun or
+    SLURM leave their process group first (no collective call can wait for a missing rank), and
+    the test reuses ``fitted``'s loggers, so the test metrics join the run's TensorBoard events.
+    A one-process ``fitted`` trainer is returned as it is. ``overrides`` are further ``Trainer``
+    arguments.
+    """
+    if fitted is not None and fitted.world_size == 1:
+        return fitted
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    if fitted is not None and not fitted.is_global_zero:
+        return None
+    one_device: dict[str, Any] = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
+    if fitted is not None:
+        one_device["logger"] = fitted.loggers or False
+    return build_trainer(config, **one_device, **overrides)

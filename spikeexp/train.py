@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from spikeexp.errors import guarded, run_cli
-from spikeexp.experiment import build_experiment, build_trainer
+from spikeexp.experiment import build_experiment, build_test_trainer, build_trainer
 from spikeexp.parallel import guard_ddp_relaunch, limit_torch_threads
 from spikeexp.resume import checkpoint_to_resume
 from spikeexp.sweep_summary import is_multirun, record_job_failure
@@ -120,8 +120,9 @@ def train(config: DictConfig) -> dict[str, float]:
     best = checkpoint.best_model_path if isinstance(checkpoint, ModelCheckpoint) else ""
     if best and checkpoint.monitor == config.optimized_metric and checkpoint.best_model_score:
         metrics[config.optimized_metric] = _number(checkpoint.best_model_score)
-    if config.get("test"):
-        results = trainer.test(
+    tester = build_test_trainer(config, trainer) if config.get("test") else None
+    if tester is not None:
+        results = tester.test(
             experiment.module, datamodule=experiment.datamodule, ckpt_path=best or None
         )
         metrics.update({k: float(v) for k, v in results[0].items()} if results else {})

@@ -11,7 +11,12 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from lightning.pytorch import Trainer
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.strategies import SingleDeviceStrategy
+
 from spikeexp import parallel
+from spikeexp.experiment import build_test_trainer
 from spikeexp.parallel import guard_ddp_relaunch
 
 # Default callbacks and TensorBoard logger on purpose: they once deadlocked DDP (SyncEpochMetrics).
@@ -73,6 +78,23 @@ def test_guard_keeps_ddp_when_slurm_starts_the_ranks(monkeypatch: pytest.MonkeyP
     assert guard_ddp_relaunch(config) is config
 
 
+def test_multi_process_fit_tests_on_one_device_with_the_same_loggers(tmp_path: Path) -> None:
+    # A multi-process test would pad the test set (DistributedSampler) and count samples twice.
+    config = compose_train(["trainer=ddp_cpu", f"paths.output_dir={tmp_path}"])
+    logger = CSVLogger(tmp_path)
+    fitted = Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", logger=logger)
+    assert fitted.world_size == 2
+    tester = build_test_trainer(config, fitted)
+    assert tester is not fitted and isinstance(tester.strategy, SingleDeviceStrategy)
+    assert tester.world_size == 1 and tester.loggers == [logger]
+
+
+def test_one_process_fit_tests_with_its_own_trainer(tmp_path: Path) -> None:
+    config = compose_train([f"paths.output_dir={tmp_path}"])
+    fitted = Trainer(accelerator="cpu", devices=1, logger=False)
+    assert build_test_trainer(config, fitted) is fitted
+
+
 def _train(tmp_path: Path, name: str, *overrides: str) -> dict[str, float]:
     run_dir = tmp_path / name
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -84,7 +106,8 @@ def _train(tmp_path: Path, name: str, *overrides: str) -> dict[str, float]:
         env=env,
         timeout=1500,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    # stderr first: a crashed rank's message must survive the truncation of long failure reports.
+    assert result.returncode == 0, result.stderr[-6000:] + result.stdout[-2000:]
     return json.loads((run_dir / "metrics.json").read_text())
 
 
