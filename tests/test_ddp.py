@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
-
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import SingleDeviceStrategy
+from omegaconf import OmegaConf
 
 from spikeexp import parallel
 from spikeexp.experiment import build_test_trainer
