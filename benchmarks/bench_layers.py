@@ -15,6 +15,10 @@ input batch and the weights exist before and are not counted), also given per ne
 The memory-task case (20 inputs -> 20 recurrent neurons, 2,400 steps, batch 128) compares the
 recurrent layers' reference step loop with the fused kernel.
 
+All libraries run in this one process with the allocator setting of ``spikeexp-train``
+(``spikeexp.allocator.keep_freed_memory``: freed memory is reused instead of page-faulted in
+again); ``--default-allocator`` measures without it.
+
 Usage::
 
     python benchmarks/bench_layers.py                     # everything, about 4 min alone
@@ -36,6 +40,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import spikeexp as snn
+from spikeexp.allocator import keep_freed_memory
 
 SIZES = {
     "small": (25, 32, 784, 128),
@@ -197,6 +202,7 @@ def bench_size(
         "GEMM alone (floor)": None,
         "spikeexp reference": _spikeexp("reference"),
         "spikeexp fused": _spikeexp("fused"),
+        "spikeexp compiled": _spikeexp("compiled"),
         **others,
     }
     neuron_steps = steps * batch * hidden
@@ -295,13 +301,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--skip-others", action="store_true", help="spikeexp only")
     parser.add_argument("--skip-recurrent", action="store_true", help="no memory-task case")
+    parser.add_argument(
+        "--default-allocator", action="store_true", help="without keep_freed_memory"
+    )
     args = parser.parse_args()
+    if not args.default_allocator:
+        keep_freed_memory()
     torch.set_num_threads(args.threads)
     others = {} if args.skip_others else available_others()
     cpu = platform.processor() or platform.machine()
     print(
         f"torch {torch.__version__}, {args.threads} threads, {cpu}, "
-        f"{time.strftime('%Y-%m-%d %H:%M')}; other libraries: {', '.join(others) or 'none'}"
+        f"{time.strftime('%Y-%m-%d %H:%M')}; other libraries: {', '.join(others) or 'none'}; "
+        f"allocator: {'default' if args.default_allocator else 'keep_freed_memory'}"
     )
     for label in args.sizes.split(","):
         if label not in SIZES:

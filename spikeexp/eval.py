@@ -24,6 +24,7 @@ import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from spikeexp.allocator import keep_freed_memory
 from spikeexp.checkpoint import check_config_targets, load_checkpoint_file, verify_checkpoint
 from spikeexp.errors import guarded, run_cli
 from spikeexp.experiment import build_experiment, build_test_trainer
@@ -102,6 +103,8 @@ def evaluation_config(config: DictConfig, output_dir: str) -> tuple[DictConfig, 
 def evaluate(config: DictConfig, output_dir: str) -> dict[str, float]:
     """Rebuild the run's network, load the checkpoint and test it; return the test metrics."""
     train_config, checkpoint = evaluation_config(config, output_dir)
+    if train_config.get("keep_freed_memory"):
+        keep_freed_memory()
     pl.seed_everything(train_config.seed, workers=True, verbose=False)
     experiment = build_experiment(train_config)
     state = verify_checkpoint(checkpoint, experiment.module)["state_dict"]

@@ -78,6 +78,7 @@ def _check_top_level(config: Mapping[str, Any]) -> None:
     if config["seq_length"] < 1:
         raise ConfigError(f"seq_length must be >= 1 (got {config['seq_length']})")
     check_type("seed", config["seed"], int)
+    check_type("keep_freed_memory", config.get("keep_freed_memory", False), bool)
     check_type("optimized_metric", config["optimized_metric"], str)
     if config["optimized_mode"] not in ("max", "min"):
         raise ConfigError(

@@ -11,12 +11,17 @@ Topologies (``topology.type``) and their layer names:
 
 * ``mlp``: ``flatten``, then per hidden size ``fc{k}`` [``bn{k}``] ``hidden{k}`` [``dropout{k}``].
 * ``conv``: per channel count ``conv{k}`` (Conv2d) [``bn_conv{k}``] ``spike_conv{k}`` ``pool{k}``,
-  then ``flatten`` and the ``mlp`` layers.
+  then ``flatten`` and the ``mlp`` layers. With ``channels_last`` the convolutions get their
+  input in channels-last memory order, which the feature maps keep up to ``flatten``.
 * ``recurrent``: ``flatten``, then per hidden size a recurrent spiking layer ``hidden{k}``
   [``dropout{k}``].
 
 Every spiking layer uses the global ``neuron`` config, merged with
-``topology.layers.<layer>.neuron`` if given (see :func:`spikeexp.schema.merge_neuron`). Shapes are
+``topology.layers.<layer>.neuron`` if given (see :func:`spikeexp.schema.merge_neuron`).
+``topology.layers.<layer>.input_scale`` (a positive number ``s``, dimensionless) inserts a layer
+``scale_<layer>`` that multiplies the layer's input by ``s``: for ``mlp`` and ``conv`` layers the
+synaptic input ``I = s (W x + b)``, for ``recurrent`` layers the input spikes. Norse's ConvNet
+scales its second convolution by 10 so that its sparse spikes drive the next layer. Shapes are
 propagated through every layer while building, so a mismatch is reported before training with
 the layer's name. New topologies register a schema and a builder in :data:`TOPOLOGIES`.
 """
@@ -36,6 +41,9 @@ from torch import nn
 from spikeexp.functional.neurons import MODELS
 from spikeexp.module import NEURON_MODULES, Lift, SequentialState
 from spikeexp.schema import ConfigError, merge_neuron, validate_dataclass, validate_neuron
+
+LAYER_KEYS = frozenset({"neuron", "input_scale"})
+"""Keys of a per-layer entry ``topology.layers.<layer>``."""
 
 
 @dataclass
@@ -61,6 +69,7 @@ class ConvTopology:
     hidden: list[int] = field(default_factory=lambda: [128])
     dropout: float = 0.0
     batch_norm: bool = False
+    channels_last: bool = False
     layers: dict[str, Any] = field(default_factory=dict)
 
 
@@ -73,6 +82,20 @@ class RecurrentTopology:
     autapses: bool = False
     dropout: float = 0.0
     layers: dict[str, Any] = field(default_factory=dict)
+
+
+class Scale(nn.Module):
+    """Multiply the input by a constant ``factor`` (dimensionless): ``y = factor * x``."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = float(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor:g}"
 
 
 class SpikingNetwork(nn.Module):
@@ -147,8 +170,8 @@ class _Builder:
         self.shape = tuple(out.shape[2:])
         self.layers[name] = module
 
-    def add_stateless(self, name: str, module: nn.Module) -> None:
-        self.add(name, Lift(module))
+    def add_stateless(self, name: str, module: nn.Module, channels_last: bool = False) -> None:
+        self.add(name, Lift(module, channels_last))
 
     def flatten(self) -> None:
         if len(self.shape) != 1:
@@ -165,7 +188,11 @@ class _Builder:
         return validate_neuron(section, spec, spiking=spiking, where=f"in layer {name!r}")
 
     def add_neuron(self, name: str, spec: Mapping[str, Any], **sizes: int) -> None:
-        """Append the neuron sequence module of ``spec`` (recurrent if ``sizes`` are given)."""
+        """Append the neuron sequence module of ``spec`` (recurrent if ``sizes`` are given),
+        preceded by ``scale_<name>`` if ``topology.layers.<name>.input_scale`` is given."""
+        scale = self.overrides.get(name, {}).get("input_scale")
+        if scale is not None:
+            self.add_stateless(f"scale_{name}", Scale(scale))
         model = MODELS[spec["model"]]
         suffix = "Recurrent" if sizes else ""
         cls = NEURON_MODULES[f"{model.prefix}{suffix}"]
@@ -188,6 +215,20 @@ def _check_sizes(key: str, sizes: list[int]) -> None:
     for size in sizes:
         if size < 1:
             raise ConfigError(f"topology.{key} must hold positive integers (got {sizes})")
+
+
+def _check_layer_override(name: str, override: Any) -> None:
+    if not isinstance(override, Mapping) or set(override) - LAYER_KEYS:
+        raise ConfigError(
+            f"topology.layers.{name} must be a mapping with the keys "
+            f"{' and/or '.join(sorted(LAYER_KEYS))} (got {override})"
+        )
+    scale = override.get("input_scale")
+    valid = isinstance(scale, int | float) and not isinstance(scale, bool)
+    if scale is not None and not (valid and math.isfinite(scale) and scale > 0):
+        raise ConfigError(
+            f"topology.layers.{name}.input_scale must be a positive number (got {scale!r})"
+        )
 
 
 def _check_dropout(dropout: float) -> None:
@@ -216,7 +257,7 @@ def _build_conv(spec: ConvTopology, builder: _Builder) -> None:
         )
     for index, channels in enumerate(spec.channels, start=1):
         conv = nn.Conv2d(builder.shape[0], channels, spec.kernel_size, padding=spec.padding)
-        builder.add_stateless(f"conv{index}", conv)
+        builder.add_stateless(f"conv{index}", conv, spec.channels_last)
         if spec.batch_norm:
             builder.add_stateless(f"bn_conv{index}", nn.BatchNorm2d(channels))
         builder.add_neuron(f"spike_conv{index}", builder.layer_neuron(f"spike_conv{index}"))
@@ -278,10 +319,7 @@ def build_network(
     schema, build = TOPOLOGIES[kind]
     spec = validate_dataclass("topology", topology, schema)
     for name, override in spec.layers.items():
-        if not isinstance(override, Mapping) or set(override) - {"neuron"}:
-            raise ConfigError(
-                f"topology.layers.{name} must be a mapping with the key 'neuron' (got {override})"
-            )
+        _check_layer_override(name, override)
     builder = _Builder(input_shape, neuron, spec.layers, backend)
     build(spec, builder)
     unknown = sorted(set(spec.layers) - set(builder.spiking))

@@ -30,6 +30,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.tree import Tree
 
+from spikeexp.allocator import keep_freed_memory
 from spikeexp.errors import guarded, run_cli
 from spikeexp.experiment import build_experiment, build_test_trainer, build_trainer
 from spikeexp.parallel import guard_ddp_relaunch, limit_torch_threads
@@ -103,6 +104,8 @@ def train(config: DictConfig) -> dict[str, float]:
     ``optimized_metric`` set to the best score seen by the checkpoint callback when it monitors
     that metric.
     """
+    if config.get("keep_freed_memory"):
+        keep_freed_memory()
     pl.seed_everything(config.seed, workers=True, verbose=False)
     limit_torch_threads(config.get("torch_threads"))
     output_dir = Path(config.paths.output_dir)

@@ -61,7 +61,8 @@ def check_root_readable(root: Path) -> None:
 
 
 class IDXDataModule(TensorDataModule):
-    """A 28x28 grey-scale, 10-class IDX dataset; batches ``(x [B, 1, 28, 28] in [0, 1], y [B])``.
+    """A 28x28 grey-scale, 10-class IDX dataset; batches ``(x [B, 1, 28, 28], y [B])``, with ``x``
+    in [0, 1] or, with ``normalize``, standardised.
 
     The official training set is split into training and validation (seeded ``val_fraction``);
     the official test set is the test set.
@@ -71,6 +72,9 @@ class IDXDataModule(TensorDataModule):
         download: fetch missing files with torchvision (internet needed).
         augment: random training-set augmentation (:meth:`augmentation`), seeded per sample by
             ``(seed, epoch, index)`` so runs and resumed runs see the same images.
+        normalize: standardise every image with the training set's pixel mean and standard
+            deviation (:attr:`pixel_mean`, :attr:`pixel_std`): ``x = (p / 255 - mean) / std``,
+            as the usual ``torchvision.transforms.Normalize`` recipes (and Norse's examples) do.
         batch_size, num_workers, val_fraction, seed: see
             :class:`~spikeexp.tasks.tensor_data.TensorDataModule`.
     """
@@ -79,6 +83,8 @@ class IDXDataModule(TensorDataModule):
     num_classes = 10
     title: ClassVar[str]
     torchvision_name: ClassVar[str]
+    pixel_mean: ClassVar[float]
+    pixel_std: ClassVar[float]
     system_folders: ClassVar[tuple[Path, ...]] = ()
     install_hint: ClassVar[str] = ""
 
@@ -87,6 +93,7 @@ class IDXDataModule(TensorDataModule):
         root: str | None = None,
         download: bool = False,
         augment: bool = False,
+        normalize: bool = False,
         batch_size: int = 64,
         num_workers: int = 0,
         val_fraction: float = 0.1,
@@ -97,6 +104,7 @@ class IDXDataModule(TensorDataModule):
         self.root = Path(root).expanduser() if self.root_given else default_root()
         self.download = bool(download)
         self.augment = bool(augment)
+        self.normalize = bool(normalize)
 
     def search_folders(self) -> list[Path]:
         """Folders searched for the IDX files, in order."""
@@ -143,6 +151,9 @@ class IDXDataModule(TensorDataModule):
             raise ValueError(self.missing_data_message())
         train_x, train_y = self.read_pair(files["train_images"], files["train_labels"])
         test_x, test_y = self.read_pair(files["test_images"], files["test_labels"])
+        if self.normalize:
+            train_x = (train_x - self.pixel_mean) / self.pixel_std
+            test_x = (test_x - self.pixel_mean) / self.pixel_std
         return train_x, train_y, test_x, test_y
 
     def read_pair(self, images_path: Path, labels_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,6 +191,8 @@ class MNISTDataModule(IDXDataModule):
 
     title = "MNIST"
     torchvision_name = "MNIST"
+    pixel_mean = 0.1307  # of the 60,000 training images, pixels in [0, 1]
+    pixel_std = 0.3081
 
 
 class FashionMNISTDataModule(IDXDataModule):
@@ -190,6 +203,8 @@ class FashionMNISTDataModule(IDXDataModule):
 
     title = "Fashion-MNIST"
     torchvision_name = "FashionMNIST"
+    pixel_mean = 0.2860  # of the 60,000 training images, pixels in [0, 1]
+    pixel_std = 0.3530
     system_folders = (Path("/usr/share/datasets/fashion-mnist"),)
     install_hint = "apt-get install dataset-fashion-mnist"
 

@@ -120,7 +120,7 @@ def test_command_line_group_beats_the_experiment() -> None:
     assert config["data"]["_target_"] == "spikeexp.tasks.mnist.MNISTDataModule"
     assert config["neuron"]["model"] == "lsnn"
     assert config["topology"]["type"] == "conv"
-    assert config["topology"]["channels"] == [20, 50]
+    assert config["topology"]["channels"] == [32, 64]
 
 
 def test_spike_count_decoder_reads_the_global_neuron() -> None:

@@ -151,6 +151,72 @@ def test_per_layer_neuron_override(tmp_path: Path, compose_run) -> None:
     assert network.spiking_layers == ["hidden1", "hidden2"]
 
 
+def test_input_scale_multiplies_the_layers_input_current(tmp_path: Path, compose_run) -> None:
+    overrides = ["topology=conv", "topology.channels=[4,6]", f"paths.output_dir={tmp_path}"]
+    plain = build_experiment(compose_run(overrides)).module.network
+    config = compose_run([*overrides, "+topology.layers.spike_conv2.input_scale=10"])
+    scaled = build_experiment(config).module.network
+    names = list(scaled.layers._modules)
+    assert names[names.index("conv2") + 1 : names.index("spike_conv2") + 1] == [
+        "scale_spike_conv2",
+        "spike_conv2",
+    ]
+    assert "scale_spike_conv2" not in plain.layers._modules
+    # Same weights: the scaled network's current into spike_conv2 is 10x the plain one's.
+    scaled.load_state_dict(plain.state_dict())
+    x = torch.rand(3, 2, 1, 8, 8)
+    current = {}
+    for name, network in (("plain", plain), ("scaled", scaled)):
+        hook = network.layers.spike_conv2.register_forward_pre_hook(
+            lambda module, args, name=name: current.__setitem__(name, args[0])
+        )
+        network(x)
+        hook.remove()
+    torch.testing.assert_close(current["scaled"], 10 * current["plain"])
+
+
+def test_channels_last_conv_network_computes_the_same(tmp_path: Path, compose_run) -> None:
+    overrides = [
+        "topology=conv",
+        "topology.channels=[4,6]",
+        "+topology.layers.spike_conv2.input_scale=10",
+        f"paths.output_dir={tmp_path}",
+    ]
+    fast = build_experiment(compose_run([*overrides, "topology.channels_last=true"]))
+    fast = fast.module.network
+    plain = build_experiment(compose_run(overrides)).module.network
+    plain.load_state_dict(fast.state_dict())
+    x = torch.rand(20, 3, 1, 8, 8) * 8
+    maps = {}
+    for name, network in (("fast", fast), ("plain", plain)):
+        hook = network.layers.spike_conv2.register_forward_hook(
+            lambda module, args, out, name=name: maps.__setitem__(name, out[0])
+        )
+        out, _ = network(x)
+        maps[f"{name} out"] = out
+        hook.remove()
+    assert maps["fast"][0].is_contiguous(memory_format=torch.channels_last)
+    assert maps["plain"].is_contiguous()
+    assert float(maps["plain"].mean()) > 0.01, "the comparison needs spikes"
+    torch.testing.assert_close(maps["fast"], maps["plain"])
+    torch.testing.assert_close(maps["fast out"], maps["plain out"])
+
+
+@pytest.mark.parametrize("scale", ["0", "-1", "inf", "true", "fast"])
+def test_bad_input_scale_is_one_line_error(tmp_path: Path, compose_run, scale: str) -> None:
+    config = compose_run(
+        [f"+topology.layers.hidden1.input_scale={scale}", f"paths.output_dir={tmp_path}"]
+    )
+    with pytest.raises(ConfigError, match=r"layers.hidden1.input_scale must be a positive"):
+        build_experiment(config)
+
+
+def test_unknown_per_layer_key_lists_the_valid_ones(tmp_path: Path, compose_run) -> None:
+    config = compose_run(["+topology.layers.hidden1.gain=2", f"paths.output_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="keys input_scale and/or neuron"):
+        build_experiment(config)
+
+
 def _module(compose_run, tmp_path: Path, *overrides: str) -> SpikingModule:
     config = compose_run([f"paths.output_dir={tmp_path}", "seq_length=10", *overrides])
     return build_experiment(config).module

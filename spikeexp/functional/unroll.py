@@ -8,6 +8,8 @@ recurrent layer) is hoisted out of the loop and done once over the whole ``[T, b
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
@@ -42,20 +44,36 @@ def reference_sequence(
     p: Any,
     dt: float,
     record_states: bool = False,
+    step: Callable[..., tuple[torch.Tensor, Any]] | None = None,
 ) -> tuple[torch.Tensor, Any]:
     """Run ``model.step`` over ``x[t]`` for ``t = 0 .. T-1``.
 
     Returns the outputs ``[T, ...]`` and the final state, or with ``record_states`` the whole state
-    trajectory (a state tuple of ``[T, ...]`` tensors).
+    trajectory (a state tuple of ``[T, ...]`` tensors). ``step`` replaces ``model.step`` (same
+    signature; e.g. a compiled version of it).
     """
+    step = step or model.step
     outputs = []
     trajectory = []
     for x_t in x:
-        out, state = model.step(x_t, state, p, dt)
+        out, state = step(x_t, state, p, dt)
         outputs.append(out)
         if record_states:
             trajectory.append(state)
     return torch.stack(outputs), stack_states(trajectory) if record_states else state
+
+
+def recurrent_step_of(
+    step: Callable[..., tuple[torch.Tensor, Any]],
+    current: torch.Tensor,
+    z: torch.Tensor,
+    recurrent_weights: torch.Tensor,
+    neuron: Any,
+    p: Any,
+    dt: float,
+) -> tuple[torch.Tensor, Any]:
+    """One recurrent step: ``step`` on ``current + W_rec z`` with the reset detached."""
+    return step(current + F.linear(z, recurrent_weights), neuron, p, dt, True)
 
 
 def reference_recurrent_sequence(
@@ -67,17 +85,20 @@ def reference_recurrent_sequence(
     p: Any,
     dt: float,
     record_states: bool = False,
+    recurrent_step: Callable[..., tuple[torch.Tensor, Any]] | None = None,
 ) -> tuple[torch.Tensor, Any]:
     """Recurrent unroll: input current ``W_in x[t] + W_rec z[t-1]``, reset detached.
 
     The input projection ``W_in x`` is one matrix product over all ``T * batch`` rows.
+    ``recurrent_step`` replaces :func:`recurrent_step_of` ``model.step`` (same signature).
     """
+    step = recurrent_step or functools.partial(recurrent_step_of, model.step)
     projected = F.linear(x, input_weights)
     outputs = []
     trajectory = []
     z, neuron = state
     for current in projected:
-        z, neuron = model.step(current + F.linear(z, recurrent_weights), neuron, p, dt, True)
+        z, neuron = step(current, z, recurrent_weights, neuron, p, dt)
         outputs.append(z)
         if record_states:
             trajectory.append(RecurrentState(z, neuron))

@@ -13,13 +13,20 @@ class Lift(nn.Module):
 
     The input ``[T, batch, ...]`` is flattened to ``[T * batch, ...]``, passed through ``module``
     in one call (one GEMM or convolution for the whole sequence) and reshaped back.
+
+    Args:
+        module: the stateless layer.
+        channels_last: give image batches ``[T * batch, C, H, W]`` to ``module`` in channels-last
+            memory order (the native layout of oneDNN and of GPU tensor cores). The output keeps
+            that order; elementwise layers and the fused neuron kernels preserve it.
     """
 
     stateful = False
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, channels_last: bool = False) -> None:
         super().__init__()
         self.module = module
+        self.channels_last = channels_last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2:
@@ -27,7 +34,10 @@ class Lift(nn.Module):
                 f"Lift expects time-first input [T, batch, ...] (got shape {tuple(x.shape)})"
             )
         steps, batch = x.shape[:2]
-        y = self.module(x.reshape(steps * batch, *x.shape[2:]))
+        flat = x.reshape(steps * batch, *x.shape[2:])
+        if self.channels_last and flat.dim() == 4:
+            flat = flat.contiguous(memory_format=torch.channels_last)
+        y = self.module(flat)
         return y.reshape(steps, batch, *y.shape[1:])
 
 

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from spikeexp.functional.compiled import compiled_recurrent_sequence, compiled_sequence
 from spikeexp.functional.neurons import MODELS
 from spikeexp.functional.neurons.base import NeuronModel
 from spikeexp.functional.unroll import (
@@ -34,7 +35,14 @@ from spikeexp.functional.unroll import (
     reference_sequence,
 )
 
-BACKENDS = ("auto", "reference", "fused")
+BACKENDS = ("auto", "reference", "fused", "compiled")
+FUSING = ("auto", "fused")  # backends that use a model's fused kernel where it applies
+UNFUSED = {  # backend -> (sequence, recurrent sequence) run where no fused kernel is used
+    "auto": (reference_sequence, reference_recurrent_sequence),
+    "fused": (reference_sequence, reference_recurrent_sequence),
+    "reference": (reference_sequence, reference_recurrent_sequence),
+    "compiled": (compiled_sequence, compiled_recurrent_sequence),
+}
 _RATE_MARGIN = 1e-6
 
 
@@ -169,7 +177,8 @@ class NeuronSequence(NeuronModule):
     Args:
         backend: ``auto`` (the fused fast path where the model has one and no states are
             recorded, else the reference loop), ``reference`` (step-by-step loop, the definition),
-            ``fused`` (the model's whole-sequence kernel; an error if it has none).
+            ``fused`` (the model's whole-sequence kernel; an error if it has none), ``compiled``
+            (the reference loop with the step compiled by ``torch.compile``; any model).
     """
 
     def __init__(
@@ -195,8 +204,8 @@ class NeuronSequence(NeuronModule):
         if state is None:
             state = self.model.initial_state(p, x[0])
         fused = self.model.fused_sequence
-        use_fused = fused is not None and not self.record_states and self.backend != "reference"
-        run = fused if use_fused else reference_sequence
+        use_fused = fused is not None and not self.record_states and self.backend in FUSING
+        run = fused if use_fused else UNFUSED[self.backend][0]
         return run(self.model, x, state, p, self.dt, self.record_states)
 
 
@@ -297,8 +306,8 @@ class NeuronRecurrent(_RecurrentWeights):
         if state is None:
             state = self.initial_state(x[0])
         fused = self.model.fused_recurrent_sequence
-        use_fused = fused is not None and not self.record_states and self.backend != "reference"
-        run = fused if use_fused else reference_recurrent_sequence
+        use_fused = fused is not None and not self.record_states and self.backend in FUSING
+        run = fused if use_fused else UNFUSED[self.backend][1]
         return run(
             self.model,
             x,

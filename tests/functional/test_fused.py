@@ -100,6 +100,41 @@ def test_non_contiguous_input_and_broadcast_state() -> None:
     _compare_feed_forward(x, v0, i0, LIFParameters())
 
 
+@pytest.mark.parametrize("per_sample", [(3, 5, 7), (300,), (2, 16, 16)])
+def test_parameters_shared_by_every_sample(per_sample: tuple[int, ...]) -> None:
+    # >= 64 neurons per sample: the kernels read one sample's parameters for the whole batch,
+    # in tiles that never cross a sample (300 and 105 are not multiples of the tile size).
+    x, v0, i0 = _inputs((10, 4, *per_sample))
+    v_th = torch.rand(per_sample) * 0.5 + 0.8
+    _compare_feed_forward(x, v0, i0, LIFParameters(v_th=v_th, v_leak=0.05))
+
+
+def _channels_last(shape: tuple[int, ...]) -> torch.Tensor:
+    """A ``[T, B, C, H, W]`` leaf whose memory is ordered ``[T, B, H, W, C]``."""
+    steps, batch, channels, height, width = shape
+    data = torch.randn(steps, batch, height, width, channels) * 4.0 + 1.0
+    return data.permute(0, 1, 4, 2, 3).requires_grad_()
+
+
+@pytest.mark.parametrize(
+    "v_th", [1.0, torch.tensor([0.8, 1.0, 1.3, 0.9]).reshape(4, 1, 1)], ids=["scalar", "channel"]
+)
+def test_channels_last_feature_maps_keep_their_layout(v_th) -> None:
+    x = _channels_last((9, 2, 4, 6, 5))
+    v0 = torch.zeros(2, 4, 6, 5).contiguous(memory_format=torch.channels_last)
+    v0.requires_grad_()
+    i0 = torch.rand(2, 4, 6, 5, requires_grad=True)  # another layout: copied to x's
+    _compare_feed_forward(x, v0, i0, LIFParameters(v_th=v_th))
+    spikes, final = lif_fused_sequence(LIF, x, LIFState(v0, i0), LIFParameters(v_th=v_th), 1e-3)
+    assert spikes.stride() == x.stride() and final.v.stride() == x[0].stride()
+
+
+def test_input_with_time_not_outermost_in_memory() -> None:
+    x = (torch.randn(20, 9, 30) * 4 + 1).transpose(0, 1).requires_grad_()  # [T=9, 20, 30]
+    v0, i0 = torch.zeros(20, 30, requires_grad=True), torch.zeros(20, 30, requires_grad=True)
+    _compare_feed_forward(x, v0, i0, LIFParameters())
+
+
 def test_state_carries_over_between_calls() -> None:
     x = torch.randn(40, 3, 8) * 4 + 1
     state = LIF.initial_state(LIFParameters(), x[0])
@@ -122,8 +157,9 @@ def test_saves_one_value_per_neuron_step() -> None:
     with saved_tensors_hooks(pack, lambda tensor: tensor):
         spikes, _ = lif_fused_sequence(LIF, x, LIFState(v0, i0), LIFParameters(), 1e-3)
     neuron_steps = x.numel()
-    # u [T, ...] plus the initial voltage and five [batch, neurons] parameter tensors
-    assert sum(saved) == 4 * neuron_steps + 6 * 4 * x[0].numel()
+    # u [T, ...], the initial voltage, and five parameter arrays of one sample each (the same
+    # parameters for every sample are not copied per sample).
+    assert sum(saved) == 4 * neuron_steps + 4 * x[0].numel() + 5 * 4 * x[0, 0].numel()
     assert spikes.requires_grad
 
 

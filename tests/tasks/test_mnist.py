@@ -138,6 +138,27 @@ def test_augmentation_is_seeded_per_sample(tmp_path: Path, make_dataset) -> None
     assert not torch.equal(first_epoch(1), augmented)
 
 
+@pytest.mark.parametrize("module", [MNISTDataModule, FashionMNISTDataModule])
+def test_normalize_standardises_with_the_dataset_statistics(
+    tmp_path: Path, make_dataset, module
+) -> None:
+    arrays = make_dataset(tmp_path)
+    data = _setup(module(root=str(tmp_path), normalize=True))
+    pixels = arrays["t10k-images-idx3-ubyte"].astype(np.float32)[:, None] / 255.0
+    expected = (pixels - module.pixel_mean) / module.pixel_std
+    np.testing.assert_allclose(data.test_set.tensors[0].numpy(), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.skipif(not DEBIAN_FOLDER.is_dir(), reason="Debian's dataset-fashion-mnist missing")
+def test_fashion_mnist_statistics_are_those_of_its_training_images(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("SPIKEEXP_DATA", str(tmp_path))
+    data = _setup(FashionMNISTDataModule(val_fraction=0.0001))
+    train_x = data.train_set.tensors[0]
+    all_x = torch.cat([train_x, data.val_set.tensors[0]])
+    assert float(all_x.mean()) == pytest.approx(FashionMNISTDataModule.pixel_mean, abs=1e-4)
+    assert float(all_x.std()) == pytest.approx(FashionMNISTDataModule.pixel_std, abs=1e-4)
+
+
 def test_download_is_skipped_when_files_exist(tmp_path: Path, make_dataset, monkeypatch) -> None:
     """``download=True`` cannot be exercised offline; with the files present it must not try."""
     make_dataset(tmp_path)

@@ -92,8 +92,8 @@ def _load(compiler: str, flags: tuple[str, ...]) -> ctypes.CDLL:
 def _declare(library: ctypes.CDLL) -> None:
     i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     signatures = {
-        "lif_forward": [i64] * 2 + [ptr] * 11,
-        "lif_backward": [i64] * 2 + [ptr] * 3 + [i64] + [ptr] * 14,
+        "lif_forward": [i64] * 3 + [ptr] * 11,
+        "lif_backward": [i64] * 3 + [ptr] * 3 + [i64] + [ptr] * 14,
         "recurrent_forward": [c_int] + [i64] * 3 + [ptr] * 15,
         "recurrent_backward": [c_int] + [i64] * 3 + [ptr] * 4 + [i64] + [ptr] * 9,
     }

@@ -8,6 +8,7 @@ than the CPU, for dtypes other than float32/float64, and for cases a kernel does
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -53,6 +54,74 @@ def per_neuron(value: Any, shape: torch.Size, like: torch.Tensor) -> torch.Tenso
     return torch.full(shape, value, dtype=like.dtype, device=like.device)
 
 
+def is_dense(tensor: torch.Tensor) -> bool:
+    """The elements fill the memory without gaps or overlaps in some order of the dimensions
+    (contiguous, channels_last, transposed): elementwise kernels may treat it as a flat array."""
+    extents = sorted(
+        (stride, size)
+        for stride, size in zip(tensor.stride(), tensor.shape, strict=True)
+        if size != 1
+    )
+    expected = 1
+    for stride, size in extents:
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def time_major(sequence: torch.Tensor) -> torch.Tensor:
+    """A ``[T, ...]`` sequence whose time steps are consecutive dense blocks (step ``t`` at
+    offset ``t * sequence[0].numel()``, the layout the kernels assume): ``sequence`` itself if it
+    has that layout (contiguous, or channels-last steps), else a contiguous copy."""
+    steps = sequence.shape[0]
+    row = sequence[0].numel()
+    if (steps == 1 or sequence.stride(0) == row) and is_dense(sequence[0]):
+        return sequence
+    return sequence.contiguous()
+
+
+def laid_out_like(value: Any, like: torch.Tensor) -> torch.Tensor:
+    """``value`` (float or tensor broadcasting to ``like``) as a tensor with ``like``'s shape,
+    dtype and memory layout (strides); differentiable, a copy only where needed."""
+    if not isinstance(value, torch.Tensor):
+        return torch.full_like(like, value)
+    value = value.to(like.dtype)
+    if value.shape == like.shape and value.stride() == like.stride():
+        return value
+    return torch.empty_like(like).copy_(value.expand(like.shape))
+
+
+MIN_SHARED_PERIOD = 64  # neurons per sample below which parameters are laid out per neuron
+
+
+def neuron_parameters(values: list[Any], like: torch.Tensor) -> list[torch.Tensor]:
+    """Parameters as arrays for the feed-forward kernels, for a state shaped like ``like``.
+
+    Parameters that are the same for every sample of the batch (no batch dimension), do not
+    need gradients, and fit the layout of ``like`` are given for one sample only: contiguous
+    ``like.shape[1:]`` arrays, which the kernels repeat over the batch (no batch-sized fill per
+    call). Otherwise every parameter is laid out like ``like`` itself.
+    """
+    per_sample = like.shape[1:]
+    uniform = all(not isinstance(v, torch.Tensor) or v.numel() == 1 for v in values)
+    shared = (
+        like.dim() >= 1
+        and math.prod(per_sample) >= MIN_SHARED_PERIOD
+        and not any_requires_grad(values)
+        and all(_same_for_every_sample(v, like.dim()) for v in values)
+        and (uniform or like.is_contiguous())
+    )
+    if shared:
+        return [per_neuron(value, per_sample, like) for value in values]
+    return [laid_out_like(value, like) for value in values]
+
+
+def _same_for_every_sample(value: Any, dims: int) -> bool:
+    """``value`` broadcast to a ``dims``-dimensional state does not vary along the batch."""
+    return not isinstance(value, torch.Tensor) or value.dim() < dims or value.shape[0] == 1
+
+
 def surrogate_of(
     distance: torch.Tensor, offset: torch.Tensor | None, method: str, alpha: float
 ) -> torch.Tensor:
@@ -73,8 +142,11 @@ def surrogate_of(
     return out
 
 
-def time_rows(grad: torch.Tensor | None) -> tuple[torch.Tensor | None, int]:
-    """A ``[T, ...]`` gradient as (tensor, elements between time rows) for the kernels.
+def time_rows(
+    grad: torch.Tensor | None, like: torch.Tensor | None = None
+) -> tuple[torch.Tensor | None, int]:
+    """A ``[T, ...]`` gradient as (tensor, elements between time rows) for the kernels, laid out
+    like ``like`` (a ``[T, ...]`` tensor; default: contiguous).
 
     A gradient broadcast over time (stride 0, as from a loss on spike counts) is passed as one
     row with stride 0 instead of being materialised.
@@ -82,8 +154,8 @@ def time_rows(grad: torch.Tensor | None) -> tuple[torch.Tensor | None, int]:
     if grad is None:
         return None, 0
     if grad.stride(0) == 0:
-        return grad[0].contiguous(), 0
-    grad = grad.contiguous()
+        return (grad[0].contiguous() if like is None else laid_out_like(grad[0], like[0])), 0
+    grad = grad.contiguous() if like is None else laid_out_like(grad, like)
     return grad, grad[0].numel()
 
 

@@ -3,8 +3,10 @@
 // Every arithmetic operation is written in the order of the reference step functions
 // (spikeexp/functional/neurons/lif.py, lsnn.py) and the file is compiled with
 // -ffp-contract=off (no fused multiply-add), so a forward pass rounds exactly like the
-// step-by-step PyTorch loop. Parameters arrive as per-neuron arrays broadcast to the state
-// shape. The surrogate derivative is computed in PyTorch from the saved threshold distance
+// step-by-step PyTorch loop. Parameters arrive as per-neuron arrays that repeat every `period`
+// neurons (the state size, or the size of one sample when they are the same for every sample):
+// neuron k reads entry k % period, so a tile of neurons [k0, k1) that never crosses a multiple
+// of `period` reads entries k - shift with shift = k0 - k0 % period. The surrogate derivative is computed in PyTorch from the saved threshold distance
 // (one formula registry) and passed in. The exported functions at the end split the neurons
 // [k0, k1) (feed-forward) or the batch rows [r0, r1) (recurrent) across OpenMP threads.
 
@@ -22,9 +24,10 @@ constexpr int64_t kBlock = 256;  // neurons per tile: the state of a tile stays 
 // Feed-forward LIF over `steps` steps of `m` neurons (x, z, u, j: [steps, m], row-major).
 // v, i hold the initial state on entry and the final state on exit. u receives the pre-reset
 // voltage (optional: not needed without gradients), j (optional) the synaptic current after
-// the input (needed for gradients of the rate constants).
+// the input (needed for gradients of the rate constants). Parameters of neuron k: entry k - shift.
 template <typename T>
-void lif_forward(int64_t steps, int64_t m, int64_t k0, int64_t k1, const T* __restrict__ x,
+void lif_forward(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
+                 const T* __restrict__ x,
                  T* __restrict__ z, T* __restrict__ u, T* __restrict__ j_out, T* __restrict__ v,
                  T* __restrict__ i, const T* __restrict__ a, const T* __restrict__ b,
                  const T* __restrict__ vl, const T* __restrict__ vth,
@@ -34,14 +37,15 @@ void lif_forward(int64_t steps, int64_t m, int64_t k0, int64_t k1, const T* __re
     for (int64_t t = 0; t < steps; ++t) {
       const int64_t row = t * m;
       for (int64_t k = start; k < end; ++k) {
+        const int64_t q = k - shift;
         const T j = i[k] + x[row + k];
-        const T uu = v[k] + a[k] * ((vl[k] - v[k]) + j);
-        i[k] = j - b[k] * j;
-        const bool s = uu - vth[k] > T(0);
+        const T uu = v[k] + a[q] * ((vl[q] - v[k]) + j);
+        i[k] = j - b[q] * j;
+        const bool s = uu - vth[q] > T(0);
         z[row + k] = s ? T(1) : T(0);
         if (u) u[row + k] = uu;
         if (j_out) j_out[row + k] = j;
-        v[k] = s ? vr[k] : uu;
+        v[k] = s ? vr[q] : uu;
       }
     }
   }
@@ -53,8 +57,9 @@ void lif_forward(int64_t steps, int64_t m, int64_t k0, int64_t k1, const T* __re
 // gv, gi: gradient of the final state on entry, of the initial state on exit. With PARAMS the
 // parameter gradients ga ... gvr are accumulated per neuron (needs j and v0). One call handles
 // one time step of one tile so that every inner loop has a single access pattern (vectorised).
+// Parameters of neuron k: entry k - shift; with PARAMS shift is 0 (one period: all neurons).
 template <typename T, bool PARAMS, bool GZ>
-inline void lif_backward_step(int64_t start, int64_t end, const T* __restrict__ ut,
+inline void lif_backward_step(int64_t start, int64_t end, int64_t shift, const T* __restrict__ ut,
                               const T* __restrict__ uprev, T* __restrict__ gt,
                               const T* __restrict__ gzt, T* __restrict__ gv, T* __restrict__ gi,
                               const T* __restrict__ jt, const T* __restrict__ a,
@@ -63,33 +68,35 @@ inline void lif_backward_step(int64_t start, int64_t end, const T* __restrict__ 
                               T* __restrict__ ga, T* __restrict__ gb, T* __restrict__ gvl,
                               T* __restrict__ gvth, T* __restrict__ gvr, bool first) {
   for (int64_t k = start; k < end; ++k) {
+    const int64_t q = k - shift;
     const T uu = ut[k];
-    const bool s = uu - vth[k] > T(0);
+    const bool s = uu - vth[q] > T(0);
     const T gvk = gv[k];
     const T gik = gi[k];
-    const T gzk = (GZ ? gzt[k] : T(0)) + gvk * (vr[k] - uu);
+    const T gzk = (GZ ? gzt[k] : T(0)) + gvk * (vr[q] - uu);
     const T gd = gzk * gt[k];
     const T du = (s ? T(0) : gvk) + gd;
-    const T dj = (gik - b[k] * gik) + a[k] * du;
+    const T dj = (gik - b[q] * gik) + a[q] * du;
     gt[k] = dj;
     if (PARAMS) {
       // uprev: pre-reset voltage of the previous step, or the initial voltage (first step).
       const T up = uprev[k];
-      const T vprev = !first && up - vth[k] > T(0) ? vr[k] : up;
+      const T vprev = !first && up - vth[q] > T(0) ? vr[q] : up;
       const T jj = jt[k];
-      ga[k] += du * ((vl[k] - vprev) + jj);
+      ga[k] += du * ((vl[q] - vprev) + jj);
       gb[k] -= gik * jj;
-      gvl[k] += a[k] * du;
+      gvl[k] += a[q] * du;
       gvth[k] -= gd;
       gvr[k] += s ? gvk : T(0);
     }
-    gv[k] = du - a[k] * du;
+    gv[k] = du - a[q] * du;
     gi[k] = dj;
   }
 }
 
 template <typename T, bool PARAMS, bool GZ>
-void lif_backward_tiles(int64_t steps, int64_t m, int64_t k0, int64_t k1, const T* u, T* g,
+void lif_backward_tiles(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
+                        const T* u, T* g,
                         const T* gz, int64_t gz_stride, T* gv, T* gi, const T* v0, const T* j,
                         const T* a, const T* b, const T* vl, const T* vth, const T* vr, T* ga,
                         T* gb, T* gvl, T* gvth, T* gvr) {
@@ -98,29 +105,30 @@ void lif_backward_tiles(int64_t steps, int64_t m, int64_t k0, int64_t k1, const 
     for (int64_t t = steps - 1; t >= 0; --t) {
       const int64_t row = t * m;
       lif_backward_step<T, PARAMS, GZ>(
-          start, end, u + row, t > 0 ? u + row - m : v0, g + row, gz + t * gz_stride, gv, gi,
+          start, end, shift, u + row, t > 0 ? u + row - m : v0, g + row, gz + t * gz_stride, gv, gi,
           PARAMS ? j + row : j, a, b, vl, vth, vr, ga, gb, gvl, gvth, gvr, t == 0);
     }
   }
 }
 
 template <typename T>
-void lif_backward(int64_t steps, int64_t m, int64_t k0, int64_t k1, const T* u, T* g,
+void lif_backward(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift, const T* u,
+                  T* g,
                   const T* gz, int64_t gz_stride, T* gv, T* gi, const T* v0, const T* j,
                   const T* a, const T* b, const T* vl, const T* vth, const T* vr, T* ga, T* gb,
                   T* gvl, T* gvth, T* gvr) {
   const bool params = ga != nullptr;
   if (params && gz)
-    lif_backward_tiles<T, true, true>(steps, m, k0, k1, u, g, gz, gz_stride, gv, gi, v0, j, a,
+    lif_backward_tiles<T, true, true>(steps, m, k0, k1, shift, u, g, gz, gz_stride, gv, gi, v0, j, a,
                                       b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
   if (params && !gz)
-    lif_backward_tiles<T, true, false>(steps, m, k0, k1, u, g, gz, gz_stride, gv, gi, v0, j, a,
+    lif_backward_tiles<T, true, false>(steps, m, k0, k1, shift, u, g, gz, gz_stride, gv, gi, v0, j, a,
                                        b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
   if (!params && gz)
-    lif_backward_tiles<T, false, true>(steps, m, k0, k1, u, g, gz, gz_stride, gv, gi, v0, j, a,
+    lif_backward_tiles<T, false, true>(steps, m, k0, k1, shift, u, g, gz, gz_stride, gv, gi, v0, j, a,
                                        b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
   if (!params && !gz)
-    lif_backward_tiles<T, false, false>(steps, m, k0, k1, u, g, gz, gz_stride, gv, gi, v0, j, a,
+    lif_backward_tiles<T, false, false>(steps, m, k0, k1, shift, u, g, gz, gz_stride, gv, gi, v0, j, a,
                                         b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
 }
 
@@ -245,13 +253,18 @@ void recurrent_backward_mode(int mode, Args... args) {
 // hence its thread pool and torch.set_num_threads(); without OpenMP it runs single-threaded.
 constexpr int64_t kParallelWork = int64_t(1) << 16;  // neuron-steps below which one thread wins
 
+// Tiles of at most kBlock neurons that never cross a multiple of `period` (which divides m);
+// run(k0, k1, shift) with shift = k0 - k0 % period.
 template <typename Run>
-void over_tiles(int64_t steps, int64_t m, Run run) {
-  const int64_t tiles = (m + kBlock - 1) / kBlock;
+void over_tiles(int64_t steps, int64_t m, int64_t period, Run run) {
+  const int64_t per_period = (period + kBlock - 1) / kBlock;
+  const int64_t tiles = (m / period) * per_period;
 #pragma omp parallel for schedule(static) if (steps * m >= kParallelWork)
   for (int64_t tile = 0; tile < tiles; ++tile) {
-    const int64_t k0 = tile * kBlock;
-    run(k0, k0 + kBlock < m ? k0 + kBlock : m);
+    const int64_t shift = (tile / per_period) * period;
+    const int64_t k0 = shift + (tile % per_period) * kBlock;
+    const int64_t end = shift + period;
+    run(k0, k0 + kBlock < end ? k0 + kBlock : end, shift);
   }
 }
 
@@ -276,20 +289,20 @@ void over_rows(int64_t steps, int64_t batch, int64_t h, Run run) {
 }  // namespace
 
 #define SPIKEEXP_EXPORT(T, SUFFIX)                                                            \
-  extern "C" void lif_forward_##SUFFIX(int64_t steps, int64_t m, const T* x, T* z, T* u,     \
-                                       T* j, T* v, T* i, const T* a, const T* b,             \
+  extern "C" void lif_forward_##SUFFIX(int64_t steps, int64_t m, int64_t period, const T* x,  \
+                                       T* z, T* u, T* j, T* v, T* i, const T* a, const T* b, \
                                        const T* vl, const T* vth, const T* vr) {             \
-    over_tiles(steps, m, [&](int64_t k0, int64_t k1) {                                        \
-      lif_forward<T>(steps, m, k0, k1, x, z, u, j, v, i, a, b, vl, vth, vr);                  \
+    over_tiles(steps, m, period, [&](int64_t k0, int64_t k1, int64_t shift) {                 \
+      lif_forward<T>(steps, m, k0, k1, shift, x, z, u, j, v, i, a, b, vl, vth, vr);           \
     });                                                                                       \
   }                                                                                           \
   extern "C" void lif_backward_##SUFFIX(                                                      \
-      int64_t steps, int64_t m, const T* u, T* g, const T* gz, int64_t gz_stride, T* gv,      \
-      T* gi, const T* v0, const T* j, const T* a, const T* b, const T* vl, const T* vth,      \
-      const T* vr, T* ga, T* gb, T* gvl, T* gvth, T* gvr) {                                   \
-    over_tiles(steps, m, [&](int64_t k0, int64_t k1) {                                        \
-      lif_backward<T>(steps, m, k0, k1, u, g, gz, gz_stride, gv, gi, v0, j, a, b, vl, vth,    \
-                      vr, ga, gb, gvl, gvth, gvr);                                            \
+      int64_t steps, int64_t m, int64_t period, const T* u, T* g, const T* gz,                \
+      int64_t gz_stride, T* gv, T* gi, const T* v0, const T* j, const T* a, const T* b,       \
+      const T* vl, const T* vth, const T* vr, T* ga, T* gb, T* gvl, T* gvth, T* gvr) {        \
+    over_tiles(steps, m, period, [&](int64_t k0, int64_t k1, int64_t shift) {                 \
+      lif_backward<T>(steps, m, k0, k1, shift, u, g, gz, gz_stride, gv, gi, v0, j, a, b, vl,  \
+                      vth, vr, ga, gb, gvl, gvth, gvr);                                       \
     });                                                                                       \
   }                                                                                           \
   extern "C" void recurrent_forward_##SUFFIX(                                                 \

@@ -20,9 +20,11 @@ from spikeexp.functional.fused.build import kernel
 from spikeexp.functional.fused.common import (
     broadcasts_to,
     kernel_applies,
-    per_neuron,
+    laid_out_like,
+    neuron_parameters,
     pointer,
     surrogate_of,
+    time_major,
     time_rows,
 )
 from spikeexp.functional.fused.recurrent import fused_recurrent
@@ -37,24 +39,29 @@ _PARAMETERS = ("a", "b", "v_leak", "v_th", "v_reset")
 class LIFSequenceFunction(torch.autograd.Function):
     """Autograd node of the whole LIF sequence.
 
-    Inputs: ``x [T, *S]`` contiguous, initial ``v, i [*S]`` and the per-neuron parameters
-    ``a = dt tau_mem_inv``, ``b = dt tau_syn_inv``, ``v_leak``, ``v_th``, ``v_reset`` as
-    contiguous ``[*S]`` tensors, then the surrogate ``method`` and ``alpha``.
-    Outputs: spikes ``[T, *S]``, final ``v`` and ``i``.
+    Inputs: ``x [T, *S]`` with consecutive dense time steps (contiguous or channels-last steps),
+    initial ``v, i [*S]`` laid out like ``x[0]``, and the per-neuron parameters
+    ``a = dt tau_mem_inv``, ``b = dt tau_syn_inv``, ``v_leak``, ``v_th``, ``v_reset``: all laid
+    out like ``x[0]``, or all contiguous ``S[1:]`` arrays shared by every sample (not with
+    parameter gradients); then the surrogate ``method`` and ``alpha``.
+    Outputs: spikes ``[T, *S]`` laid out like ``x``, final ``v`` and ``i``.
     """
 
     @staticmethod
     def forward(ctx, x, v0, i0, a, b, v_leak, v_th, v_reset, method, alpha):
         params = (a, b, v_leak, v_th, v_reset)
         steps, m = x.shape[0], x[0].numel()
+        period = max(a.numel(), 1)  # parameters repeat every `period` neurons (kernels.cpp)
         need_params = any(ctx.needs_input_grad[3:8])
+        if need_params and period != m:
+            raise ValueError("parameters that need gradients must be given per neuron [*S]")
         z = torch.empty_like(x)
         u = torch.empty_like(x) if any(ctx.needs_input_grad) else None
         j = torch.empty_like(x) if need_params else None
         v = v0.clone()
         i = i0.clone()
         run = kernel("lif_forward", x.dtype)
-        run(steps, m, *[pointer(t) for t in (x, z, u, j, v, i, *params)])
+        run(steps, m, period, *[pointer(t) for t in (x, z, u, j, v, i, *params)])
         ctx.save_for_backward(u, j, v0, *params)
         ctx.method = method
         ctx.alpha = alpha
@@ -64,24 +71,17 @@ class LIFSequenceFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_z, grad_v, grad_i):
         u, j, v0, a, b, v_leak, v_th, v_reset = ctx.saved_tensors
-        steps, m = u.shape[0], u[0].numel()
+        steps, m, period = u.shape[0], u[0].numel(), max(a.numel(), 1)
         g = surrogate_of(u, v_th, ctx.method, ctx.alpha)
-        gz, gz_stride = time_rows(grad_z)
-        gv = (
-            torch.zeros_like(v0)
-            if grad_v is None
-            else grad_v.clone(memory_format=torch.contiguous_format)
-        )
-        gi = (
-            torch.zeros_like(v0)
-            if grad_i is None
-            else grad_i.clone(memory_format=torch.contiguous_format)
-        )
+        gz, gz_stride = time_rows(grad_z, u)
+        # Fresh copies laid out like the state: the kernel overwrites them.
+        gv = torch.zeros_like(v0) if grad_v is None else torch.empty_like(v0).copy_(grad_v)
+        gi = torch.zeros_like(v0) if grad_i is None else torch.empty_like(v0).copy_(grad_i)
         grads = [torch.zeros_like(v0) for _ in _PARAMETERS] if ctx.need_params else [None] * 5
         run = kernel("lif_backward", u.dtype)
         head = [pointer(t) for t in (u, g, gz)]
         tail = [pointer(t) for t in (gv, gi, v0, j, a, b, v_leak, v_th, v_reset, *grads)]
-        run(steps, m, *head, gz_stride, *tail)
+        run(steps, m, period, *head, gz_stride, *tail)
         return (g, gv, gi, *grads, None, None)
 
 
@@ -97,7 +97,8 @@ def lif_fused_sequence(
 
     Uses :class:`LIFSequenceFunction` on the CPU for float32/float64; otherwise (other devices
     or dtypes, no compiler, recorded states, parameters or states that do not broadcast to the
-    state shape) runs the exact pure-PyTorch step loop.
+    state shape) runs the exact pure-PyTorch step loop. A dense ``x`` keeps its memory layout
+    (channels_last feature maps stay channels_last); others are made contiguous.
     """
     shape = x.shape[1:]
     values = [p.tau_mem_inv, p.tau_syn_inv, p.v_leak, p.v_th, p.v_reset, state.v, state.i]
@@ -107,17 +108,13 @@ def lif_fused_sequence(
         or not all(broadcasts_to(value, shape) for value in values)
     ):
         return reference_sequence(model, x, state, p, dt, record_states)
-    like = x
-    params = [
-        per_neuron(dt * p.tau_mem_inv, shape, like),
-        per_neuron(dt * p.tau_syn_inv, shape, like),
-        per_neuron(p.v_leak, shape, like),
-        per_neuron(p.v_th, shape, like),
-        per_neuron(p.v_reset, shape, like),
-    ]
-    v0 = per_neuron(state.v, shape, like)
-    i0 = per_neuron(state.i, shape, like)
-    z, v, i = LIFSequenceFunction.apply(x.contiguous(), v0, i0, *params, p.method, float(p.alpha))
+    x = time_major(x)
+    like = x[0]
+    raw = [dt * p.tau_mem_inv, dt * p.tau_syn_inv, p.v_leak, p.v_th, p.v_reset]
+    params = neuron_parameters(raw, like)
+    v0 = laid_out_like(state.v, like)
+    i0 = laid_out_like(state.i, like)
+    z, v, i = LIFSequenceFunction.apply(x, v0, i0, *params, p.method, float(p.alpha))
     return z, type(state)(v, i)
 
 

@@ -1,0 +1,198 @@
+"""Training speed of the Fashion-MNIST spiking ConvNet: spikeexp against the same network in Norse.
+
+The network (``experiment=fashion_mnist_conv``): conv5x5(1->32) -> LIF -> maxpool2 ->
+10 x conv5x5(32->64) -> LIF -> maxpool2 -> Linear(1024->256) -> LIF -> Linear(256->10) -> LI,
+logits = maximum voltage over time; T = 8 steps of constant-current input, batch 64,
+cross-entropy, Adam 2e-3. spikeexp's network is built from the experiment config; the Norse one
+is written as Norse's own ConvNet is (one step at a time with ``LIFCell``/``LICell``), with the
+same parameters (Norse's defaults are spikeexp's). Each measurement runs in a fresh process (the
+allocator setting is per process), rounds alternate between the variants, and the table gives
+the median over rounds of each round's median step time:
+
+* ``spikeexp``: as ``spikeexp-train`` runs it (``keep_freed_memory``, see spikeexp.allocator);
+* ``spikeexp, channels-last convolutions``: with ``topology.channels_last=true``;
+* ``spikeexp, default allocator``: without ``keep_freed_memory``;
+* ``Norse``: as a Norse script runs (default allocator);
+* ``Norse, keep_freed_memory``: Norse with spikeexp's allocator setting.
+
+Batches are the first Fashion-MNIST training images when the data are found (see
+``spikeexp.tasks.mnist``), else uniform noise of the same shape. Norse is optional (the ``bench``
+extra); without it only the spikeexp rows are printed.
+
+Usage::
+
+    python benchmarks/bench_convnet.py                  # 3 rounds x 12 steps, 2 threads
+    python benchmarks/bench_convnet.py --rounds 5 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+BATCH = 64
+STEPS = 8
+WARMUP = 3
+VARIANTS = {  # name: (library, keep_freed_memory, Hydra overrides of the spikeexp network)
+    "spikeexp": ("spikeexp", True, ()),
+    "spikeexp, channels-last convolutions": ("spikeexp", True, ("topology.channels_last=true",)),
+    "spikeexp, default allocator": ("spikeexp", False, ()),
+    "Norse": ("norse", False, ()),
+    "Norse, keep_freed_memory": ("norse", True, ()),
+}
+
+
+class NorseConvNet(nn.Module):
+    """The reference network written with Norse, step by step as Norse's ConvNet is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import norse.torch as norse
+
+        self.conv1 = nn.Conv2d(1, 32, 5)
+        self.conv2 = nn.Conv2d(32, 64, 5)
+        self.fc1 = nn.Linear(1024, 256)
+        self.fc_out = nn.Linear(256, 10)
+        self.lif1, self.lif2, self.lif3 = norse.LIFCell(), norse.LIFCell(), norse.LIFCell()
+        self.readout = norse.LICell()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        s1 = s2 = s3 = s_out = None
+        voltages = []
+        for _ in range(STEPS):
+            z, s1 = self.lif1(self.conv1(images), s1)
+            z = nn.functional.max_pool2d(z, 2)
+            z, s2 = self.lif2(10 * self.conv2(z), s2)
+            z = nn.functional.max_pool2d(z, 2)
+            z, s3 = self.lif3(self.fc1(z.flatten(1)), s3)
+            v, s_out = self.readout(self.fc_out(z), s_out)
+            voltages.append(v)
+        return torch.stack(voltages).amax(0)
+
+
+def spikeexp_model(overrides: list[str]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The experiment's module: encoder -> network -> max-over-time logits."""
+    from hydra import compose, initialize_config_module
+
+    from spikeexp.experiment import build_experiment
+
+    with initialize_config_module(config_module="spikeexp.conf", version_base="1.3"):
+        config = compose(
+            "train",
+            overrides=["experiment=fashion_mnist_conv", "paths.output_dir=unused", *overrides],
+        )
+    module = build_experiment(config).module
+    decoder = module.task.decoder
+
+    class Logits(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.module = module
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return decoder(self.module(images))
+
+    return Logits()
+
+
+def batches(count: int) -> tuple[list[torch.Tensor], list[torch.Tensor], str]:
+    """``count`` batches of images ``[64, 1, 28, 28]`` in [0, 1] and labels."""
+    try:
+        from spikeexp.tasks.mnist import FashionMNISTDataModule
+
+        data = FashionMNISTDataModule(batch_size=BATCH)
+        data.setup("fit")
+        loader = iter(data.train_dataloader())
+        pairs = [next(loader) for _ in range(count)]
+        return [p[0] for p in pairs], [p[1] for p in pairs], "Fashion-MNIST"
+    except Exception:  # no data: noise of the same shape
+        generator = torch.Generator().manual_seed(0)
+        images = [torch.rand(BATCH, 1, 28, 28, generator=generator) for _ in range(count)]
+        labels = [torch.randint(0, 10, (BATCH,), generator=generator) for _ in range(count)]
+        return images, labels, "uniform noise"
+
+
+def measure(
+    library: str, keep_memory: bool, overrides: list[str], steps: int
+) -> dict[str, float | str]:
+    """Median milliseconds per training step (forward, backward, Adam) in this process."""
+    if keep_memory:
+        from spikeexp.allocator import keep_freed_memory
+
+        keep_freed_memory()
+    torch.manual_seed(0)
+    model = spikeexp_model(overrides) if library == "spikeexp" else NorseConvNet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    images, labels, source = batches(WARMUP + steps)
+    times = []
+    for index, (x, y) in enumerate(zip(images, labels, strict=True)):
+        start = time.perf_counter()
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if index >= WARMUP:
+            times.append(time.perf_counter() - start)
+    with open("/proc/self/status", encoding="utf-8") as status:
+        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    return {"ms": 1e3 * statistics.median(times), "rss_mib": peak / 1024, "data": source}
+
+
+def run_variant(name: str, steps: int, threads: int) -> dict[str, float | str]:
+    library, keep, overrides = VARIANTS[name]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    child = [library, str(int(keep)), json.dumps(list(overrides)), str(steps)]
+    command = [sys.executable, __file__, "--child", *child]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{name} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=12, help="timed steps per process")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        library, keep, overrides, steps = args.child
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+        print(json.dumps(measure(library, keep == "1", json.loads(overrides), int(steps))))
+        return
+    names = [n for n in VARIANTS if VARIANTS[n][0] == "spikeexp"]
+    if importlib.util.find_spec("norse") is not None:
+        names += [n for n in VARIANTS if VARIANTS[n][0] == "norse"]
+    results: dict[str, list[dict[str, float | str]]] = {name: [] for name in names}
+    for _ in range(args.rounds):
+        for name in names:
+            results[name].append(run_variant(name, args.steps, args.threads))
+    source = results[names[0]][0]["data"]
+    print(f"{args.threads} threads, batch {BATCH}, T = {STEPS}, {source}; median of {args.rounds}")
+    print(f"rounds x {args.steps} steps\n")
+    print("| variant | ms / step | samples / s | peak RSS MiB | Norse ms / this |")
+    print("|---|---|---|---|---|")
+    medians = {
+        name: statistics.median(float(r["ms"]) for r in runs) for name, runs in results.items()
+    }
+    for name, runs in results.items():
+        ms = medians[name]
+        rss = max(float(r["rss_mib"]) for r in runs)
+        ratio = f"{medians['Norse'] / ms:.2f}x" if "Norse" in medians else "-"
+        print(f"| {name} | {ms:.1f} | {1e3 * BATCH / ms:.0f} | {rss:.0f} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
