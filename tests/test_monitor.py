@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -23,6 +22,7 @@ from spikeexp.module import ConstantCurrentEncoder
 from spikeexp.network import build_network
 from spikeexp.train import train
 from spikeexp.viz import Recording, cli, recording_figures
+from tests.helpers import compose_like_cli
 
 DT = 1e-3
 STEPS = 12
@@ -31,21 +31,11 @@ EPOCHS = 2
 IMAGE_TAGS = ["input", "raster/hidden1", "voltage/hidden1", "rates/hidden1", "readout"]
 
 
-def _compose(overrides: list[str]) -> DictConfig:
-    """The training config as ``spikeexp-train`` composes it, Hydra's runtime info set."""
-    with initialize_config_module("spikeexp.conf", version_base="1.3"):
-        config = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(config)
-    with open_dict(config):
-        del config["hydra"]
-    return config
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A tiny digits run: 2 epochs of 3 batches, spike plots every epoch."""
     output = tmp_path_factory.mktemp("run")
-    config = _compose(
+    config = compose_like_cli(
         [
             f"paths.output_dir={output}",
             f"seq_length={STEPS}",
@@ -184,7 +174,7 @@ def test_spike_plots_are_off_in_sweeps_unless_forced(tmp_path: Path) -> None:
         current_epoch=0,
         max_epochs=10,
     )
-    config = _compose([f"paths.output_dir={tmp_path}"])
+    config = compose_like_cli([f"paths.output_dir={tmp_path}"])
     try:
         assert SpikePlots()._is_due(trainer)
         hydra_config = HydraConfig.instance().cfg

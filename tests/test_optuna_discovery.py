@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import sysconfig
-import venv
 from pathlib import Path
 
 import pytest
@@ -23,6 +19,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 
 from hydra_plugins.spikeexp_optuna_sweeper.config import SWEEPER_TARGET
+from tests.helpers import run_ok, venv_with_wheel
 
 REPO = Path(__file__).resolve().parents[1]
 APP = Path(__file__).with_name("sweep_app.py")
@@ -40,42 +37,22 @@ def test_sweeper_config_selects_this_plugin(name: str) -> None:
     assert config.hydra.sweeper._target_ == SWEEPER_TARGET
 
 
-def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kwargs)
-    assert result.returncode == 0, f"{cmd}:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
 @pytest.mark.slow
 @pytest.mark.ci
 def test_wheel_install_discovers_and_runs_the_sweeper(tmp_path: Path) -> None:
-    dist = tmp_path / "dist"
-    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-    _run([*pip_wheel, "-w", str(dist), str(REPO)])
-    wheel = next(dist.glob("spikeexp-*.whl"))
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
-    python = env_dir / "bin" / "python"
-    inner_site = _run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
-    ).stdout.strip()
-    # Dependencies from this environment as a plain path: its .pth files (the editable
-    # spikeexp) are not processed, so the only plugin copy the venv sees is the wheel's.
-    Path(inner_site, "outer_site.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)])
-
+    python = venv_with_wheel(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     shutil.copy(APP, elsewhere / APP.name)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
-    located = _run(
+    located = run_ok(
         [str(python), "-c", "import hydra_plugins.spikeexp_optuna_sweeper as m; print(m.__file__)"],
         cwd=elsewhere,
         env=env,
     ).stdout
-    assert located.startswith(inner_site), located
+    assert located.startswith(str(python.parent.parent)), located  # the wheel's copy
     sweep_dir = elsewhere / "sweep"
-    _run(
+    run_ok(
         [
             str(python),
             APP.name,

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
 
 from spikeexp.experiment import build_experiment, build_trainer
 from spikeexp.lightning import Regularization, SpikingModule
 from spikeexp.schema import ConfigError
 from spikeexp.train import train
+from tests.helpers import compose_like_cli
 from tests.tasks.conftest import fake_dataset
 from tests.test_config import default_groups, group_options
 
@@ -65,15 +64,7 @@ def idx_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def compose_run() -> Iterator:
     """Compose ``train`` like ``spikeexp-train`` does (Hydra's runtime info set)."""
 
-    def compose_config(overrides: list[str]) -> DictConfig:
-        with initialize_config_module("spikeexp.conf", version_base="1.3"):
-            config = compose("train", overrides=overrides, return_hydra_config=True)
-        HydraConfig.instance().set_config(config)
-        with open_dict(config):
-            del config["hydra"]
-        return config
-
-    yield compose_config
+    yield compose_like_cli
     HydraConfig.instance().cfg = None
 
 

@@ -10,11 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
 from spikeexp.train import train
+from tests.helpers import compose_like_cli
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 CHANCE = 0.1
@@ -31,15 +30,6 @@ def _run(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess
         timeout=300,
         check=False,
     )
-
-
-def _train_config(overrides: list[str]):
-    with initialize_config_module("spikeexp.conf", version_base="1.3"):
-        config = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(config)
-    with open_dict(config):
-        del config["hydra"]
-    return config
 
 
 def test_train_then_eval_from_a_fresh_folder(tmp_path: Path) -> None:
@@ -79,7 +69,9 @@ def test_eval_without_a_run_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_default_experiment_learns_in_two_epochs(tmp_path: Path) -> None:
     """The default recipe, shortened to 2 epochs, is far above chance (10 %) on the test set."""
-    config = _train_config([f"paths.output_dir={tmp_path}", "trainer.max_epochs=2", "logger=none"])
+    config = compose_like_cli(
+        [f"paths.output_dir={tmp_path}", "trainer.max_epochs=2", "logger=none"]
+    )
     try:
         metrics = train(config)
     finally:
@@ -90,7 +82,7 @@ def test_default_experiment_learns_in_two_epochs(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist")
 def test_fashion_mnist_conv_reaches_90_percent(tmp_path: Path) -> None:
-    config = _train_config([f"paths.output_dir={tmp_path}", "experiment=fashion_mnist_conv"])
+    config = compose_like_cli([f"paths.output_dir={tmp_path}", "experiment=fashion_mnist_conv"])
     try:
         metrics = train(config)
     finally:

@@ -6,9 +6,7 @@ import math
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
 
 from spikeexp.experiment import build_experiment, build_trainer
 from spikeexp.module.encode import PreEncoded
@@ -21,6 +19,7 @@ from spikeexp.tasks.memory import (
     recall_logits,
 )
 from spikeexp.tasks.tensor_data import SampleKey
+from tests.helpers import compose_like_cli
 
 POP = 5
 PERIOD = 200
@@ -232,15 +231,6 @@ def test_pre_encoded_input_is_a_time_first_view() -> None:
     assert torch.equal(encoded[:, 1], batch.spikes[1])
 
 
-def _compose(overrides: list[str]) -> DictConfig:
-    with initialize_config_module("spikeexp.conf", version_base="1.3"):
-        config = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(config)
-    with open_dict(config):
-        del config["hydra"]
-    return config
-
-
 EASY = [
     "data.periods=4",
     "data.period_steps=40",
@@ -260,7 +250,7 @@ EASY = [
 
 @pytest.mark.parametrize("experiment", ["memory_lsnn", "memory_lif", "memory_alsnn"])
 def test_experiments_build_the_paper_network(experiment: str, tmp_path) -> None:
-    config = _compose([f"experiment={experiment}", f"paths.output_dir={tmp_path}"])
+    config = compose_like_cli([f"experiment={experiment}", f"paths.output_dir={tmp_path}"])
     run = build_experiment(config)
     hidden = run.module.network.layers.get_submodule("hidden1")
     assert (hidden.input_size, hidden.hidden_size) == (20, 20)
@@ -277,7 +267,7 @@ def test_experiments_build_the_paper_network(experiment: str, tmp_path) -> None:
 def test_short_training_run_learns_to_recall(tmp_path) -> None:
     """An easier store-recall (4 periods of 40 steps) trains well above chance in seconds."""
     torch.manual_seed(0)
-    config = _compose(
+    config = compose_like_cli(
         ["experiment=memory_lsnn", f"paths.output_dir={tmp_path}", "trainer.max_epochs=12", *EASY]
     )
     try:
@@ -299,7 +289,7 @@ def test_short_training_run_learns_to_recall(tmp_path) -> None:
     ],
 )
 def test_bad_per_neuron_values_are_reported(beta: str, message: str, tmp_path) -> None:
-    config = _compose(
+    config = compose_like_cli(
         ["experiment=memory_lsnn", f"paths.output_dir={tmp_path}", f"neuron.beta={beta}"]
     )
     with pytest.raises(ConfigError, match=message):
@@ -309,7 +299,9 @@ def test_bad_per_neuron_values_are_reported(beta: str, message: str, tmp_path) -
 def _gradients(overrides: list[str], tmp_path) -> tuple[float, dict[str, torch.Tensor]]:
     """Loss and gradients of one training step of the easy task (same initial weights)."""
     torch.manual_seed(0)
-    config = _compose(["experiment=memory_lsnn", f"paths.output_dir={tmp_path}", *EASY, *overrides])
+    config = compose_like_cli(
+        ["experiment=memory_lsnn", f"paths.output_dir={tmp_path}", *EASY, *overrides]
+    )
     module = build_experiment(config).module
     module.log = lambda *args, **kwargs: None  # no trainer attached
     batch = module.task.datamodule.dataset("train")[0]
@@ -324,7 +316,7 @@ def test_checkpoint_steps_trains_with_the_same_gradients(tmp_path) -> None:
     assert recomputed_loss == pytest.approx(loss, rel=1e-6)
     for name, grad in grads.items():
         assert torch.allclose(recomputed[name], grad, atol=1e-6, rtol=1e-4), name
-    config = _compose(
+    config = compose_like_cli(
         [
             "experiment=memory_lsnn",
             f"paths.output_dir={tmp_path}",
