@@ -68,10 +68,9 @@ class NonFiniteGuard(Callback):
     def on_before_backward(
         self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor
     ) -> None:
-        value = float(loss.detach().flatten()[0])
-        finite = bool(torch.isfinite(loss.detach()).all())
+        value = float(loss.detach())  # the loss is a scalar: one device sync per step
         # Every rank stops together (one rank raising alone would leave the others waiting).
-        if trainer.strategy.reduce_boolean_decision(not finite, all=False):
+        if trainer.strategy.reduce_boolean_decision(not math.isfinite(value), all=False):
             raise NonFiniteLossError(self._message(trainer, f"training loss is {value}"))
         self._last_finite_loss = (trainer.global_step, value)
 

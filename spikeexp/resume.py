@@ -124,10 +124,9 @@ def next_logging_step(checkpoint: Mapping[str, Any]) -> int:
     return step if batch_completed else step + 1
 
 
-def _logger_purge_overrides(saved: DictConfig, checkpoint: Mapping[str, Any]) -> list[str]:
+def _logger_purge_overrides(saved: DictConfig, step: int) -> list[str]:
     """``purge_step`` for every TensorBoard logger: events the stopped run wrote from the resumed
-    run's first logging step on are hidden (TensorBoard shows the new ones instead)."""
-    step = next_logging_step(checkpoint)
+    run's first logging ``step`` on are hidden (TensorBoard shows the new ones instead)."""
     loggers = saved.get("logger") or {}
     return [
         f"++logger.{name}.purge_step={step}"
@@ -189,7 +188,8 @@ def resume_arguments(arguments: Sequence[str]) -> list[str] | None:
     except CheckpointError as error:
         raise CheckpointError(f"resume: {error}") from None
     _keep_previous_hydra_files(run_dir / ".hydra")
-    trim_csv_logs(run_dir, next_logging_step(checkpoint))
+    step = next_logging_step(checkpoint)
+    trim_csv_logs(run_dir, step)
     return [
         "--config-path",
         str(run_dir / ".hydra"),
@@ -200,7 +200,7 @@ def resume_arguments(arguments: Sequence[str]) -> list[str] | None:
         # Lightning skips its sanity validation when resuming mid-epoch but not at an epoch end;
         # it would draw from stochastic encoders' generators and shift the resumed stream.
         "++trainer.num_sanity_val_steps=0",
-        *_logger_purge_overrides(saved, checkpoint),
+        *_logger_purge_overrides(saved, step),
         *others,
     ]
 

@@ -1,23 +1,19 @@
-"""Helpers shared by the fused neuron kernels: eligibility, parameter broadcast, fallbacks.
+"""Helpers shared by the fused neuron kernels: eligibility, parameter and state layout, the
+surrogate derivative, gradients over time and pointers for ``ctypes``.
 
-The step loops here are the pure-PyTorch fallback of the fused paths (same semantics as
-:func:`spikeexp.functional.unroll.reference_sequence` and ``reference_recurrent_sequence``, which
-``functional`` may not import). They run when the C++ kernels are unavailable, on devices other
-than the CPU, for dtypes other than float32/float64, and for cases a kernel does not cover.
+Where a kernel does not apply (no compiler, not the CPU, not float32/float64, a case it does not
+cover) the fused paths run :mod:`spikeexp.functional.unroll`'s reference loops instead.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from spikeexp.functional.fused.build import kernels
 from spikeexp.functional.surrogate import surrogate_derivative
-
-if TYPE_CHECKING:
-    pass
 
 KERNEL_DTYPES = (torch.float32, torch.float64)
 _SURROGATE_CHUNK = 1 << 16  # elements per surrogate evaluation: temporaries stay in cache
