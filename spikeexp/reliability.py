@@ -8,7 +8,9 @@
 * :class:`LastCheckpoint` saves ``last.ckpt`` at the end of every epoch, every N training steps
   (config key ``last_checkpoint_every_n_steps``) and at the end of the batch during which the
   process received SIGTERM (what SLURM sends before pre-emption or at the time limit); Lightning
-  then stops the run, and ``spikeexp-train resume=<run_dir>`` continues it.
+  then stops the run, and ``spikeexp-train resume=<run_dir>`` continues it. Only states a resume
+  continues exactly are saved: never after an epoch's last batch (before its validation) or in
+  the middle of gradient accumulation.
 
 :func:`reliability_callbacks` returns both; the training pipeline always adds them.
 """
@@ -146,7 +148,7 @@ class LastCheckpoint(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, index: int
     ) -> None:
-        if trainer.fast_dev_run:
+        if trainer.fast_dev_run or not _resumable_after_batch(trainer, index):
             return
         if trainer.received_sigterm:
             if self.saved_on_sigterm is None:
@@ -159,7 +161,11 @@ class LastCheckpoint(Callback):
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.sanity_checking and not trainer.fast_dev_run:
-            self._save(trainer)
+            path = self._save(trainer)
+            if trainer.received_sigterm and self.saved_on_sigterm is None:
+                # SIGTERM came during the epoch's last batch (no save there, see
+                # _resumable_after_batch) and validation ended before Lightning stopped.
+                self.saved_on_sigterm = path
 
     def _save(self, trainer: Trainer) -> Path:
         """Write ``last.ckpt`` and flush the loggers up to the checkpoint's state."""
@@ -211,6 +217,20 @@ def _flush_loggers(trainer: Trainer) -> None:
         writer = getattr(logger, "experiment", None)
         if callable(getattr(writer, "flush", None)):
             writer.flush()
+
+
+def _resumable_after_batch(trainer: Trainer, index: int) -> bool:
+    """Whether a checkpoint saved at the end of training batch ``index`` resumes exactly.
+
+    Not after the last batch of an epoch: that epoch's validation, epoch-end hooks and epoch-wise
+    scheduler step are still to come, and Lightning 2.6, restarting from such a checkpoint, treats
+    the epoch as finished without them (the epoch-end save follows right after validation).
+    Not while gradients are being accumulated either: they are not part of a checkpoint.
+    """
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    last_batch = progress.is_last_batch or index + 1 >= trainer.num_training_batches
+    accumulating = progress.current.ready % trainer.accumulate_grad_batches != 0
+    return not last_batch and not accumulating
 
 
 def _between_training_batches(trainer: Trainer) -> bool:

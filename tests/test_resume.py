@@ -18,6 +18,7 @@ import torch
 from lightning.pytorch import Callback, Trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from spikeexp import checkpoint as checkpoint_module
 from spikeexp import experiment
 from spikeexp.checkpoint import CheckpointError, load_checkpoint_file
 from spikeexp.errors import run_cli
@@ -201,16 +202,22 @@ def small_uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(
-    "hook",
+    ("hook", "step", "saved_step"),
     [
-        # Signal during the batch: LastCheckpoint saves at its end (on_train_batch_end).
-        "on_train_batch_start",
+        # Signal during the batch: LastCheckpoint saves at its end (on_train_batch_end); the
+        # global step counts the optimiser steps done, so the signalled batch is included.
+        ("on_train_batch_start", SIGTERM_STEP, SIGTERM_STEP + 1),
         # Signal after LastCheckpoint's on_train_batch_end: it saves in on_exception.
-        "on_train_batch_end",
+        ("on_train_batch_end", SIGTERM_STEP, SIGTERM_STEP),
+        # Signal during the epoch's last batch: no save before that epoch's validation (a resume
+        # from there would skip it); the epoch-end save is the one kept.
+        ("on_train_batch_start", 3, 4),
     ],
 )
 def test_sigterm_saves_then_resume_is_exact(
     hook: str,
+    step: int,
+    saved_step: int,
     small_uninterrupted: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -222,17 +229,15 @@ def test_sigterm_saves_then_resume_is_exact(
         patch.setattr(
             experiment,
             "reliability_callbacks",
-            lambda every: [*reliability_callbacks(every), _SigtermAt(SIGTERM_STEP, hook)],
+            lambda every: [*reliability_callbacks(every), _SigtermAt(step, hook)],
         )
         with pytest.raises(SystemExit) as caught:
             _train(patch, f"hydra.run.dir={run_dir}", *SMALL)
     assert caught.value.code == 143
     last = run_dir / "checkpoints" / "last.ckpt"
-    # global_step counts the optimiser steps done: the signalled batch completes before stopping.
-    step = SIGTERM_STEP + 1 if hook == "on_train_batch_start" else SIGTERM_STEP
-    assert load_checkpoint_file(last)["global_step"] == step
+    assert load_checkpoint_file(last)["global_step"] == saved_step
     assert (
-        f"stopped by SIGTERM at global step {step}: saved {last}; "
+        f"stopped by SIGTERM at global step {saved_step}: saved {last}; "
         f"continue with: spikeexp-train resume={run_dir}"
     ) in capsys.readouterr().err
     _resume_in_process(monkeypatch, run_dir)
@@ -265,22 +270,25 @@ def test_epoch_end_resume_with_more_epochs_is_exact(
 
 # --------------------------------------------------------------------------- slow, subprocesses
 
+STEPS_PER_EPOCH = 40
+STEPS = 3 * STEPS_PER_EPOCH
 STOPPED = [
     "encoder=poisson",
     "seq_length=16",
     "topology.hidden=[32]",
     "data.batch_size=16",
-    # The stop lands early (epoch 0 or 1): the last epoch, whose training metrics are compared,
-    # runs entirely after the resume.
     "trainer.max_epochs=3",
-    "++trainer.limit_train_batches=40",
+    f"++trainer.limit_train_batches={STEPS_PER_EPOCH}",
     "++trainer.limit_val_batches=2",
     "trainer.log_every_n_steps=1",
     "last_checkpoint_every_n_steps=5",
     "test=false",
     "callbacks=minimal",
 ]
-STEPS = 120
+
+
+def _without_training(metrics: dict) -> dict:
+    return {name: value for name, value in metrics.items() if not name.startswith("train/")}
 
 
 def _command(cwd: Path, *arguments: str) -> subprocess.Popen:
@@ -351,6 +359,9 @@ def _assert_resumes_exactly(cwd: Path, run_dir: Path, uninterrupted: Path, kille
     weights, metrics = _final_state(run_dir)
     expected_weights, expected_metrics = _final_state(uninterrupted)
     assert _identical(weights, expected_weights)  # includes the Poisson encoder's generator
+    if stopped >= STEPS - STEPS_PER_EPOCH:
+        # Stopped in the last epoch: its aggregated training metrics cover the resumed part only.
+        metrics, expected_metrics = _without_training(metrics), _without_training(expected_metrics)
     assert metrics == expected_metrics
     # Lightning logs a batch's step metrics after its on_train_batch_end checkpoint; they are
     # flushed at the next hook. A SIGKILL in between loses that one step from the curves.
@@ -381,3 +392,28 @@ def test_sigterm_saves_a_checkpoint_then_resume_is_bit_exact(
     assert "stopped by SIGTERM at global step" in stderr
     assert f"continue with: spikeexp-train resume={run_dir}" in stderr
     _assert_resumes_exactly(tmp_path, run_dir, uninterrupted, killed=False)
+
+
+def test_step_saves_skip_the_last_batch_of_an_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every 2 steps with 4 batches per epoch: saves at step 2 and at each epoch's end, none at the
+    end of batch 4 before validation (resuming from there would skip epoch 0's validation)."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    saved_steps = []
+    save = checkpoint_module.atomic_save
+
+    def recording_save(checkpoint: dict, path: Path) -> None:
+        if Path(path).name == "last.ckpt":
+            loop = checkpoint["loops"]["fit_loop"]
+            saved_steps.append((checkpoint["global_step"], loop["epoch_progress"]["total"]))
+        save(checkpoint, path)
+
+    monkeypatch.setattr(checkpoint_module, "atomic_save", recording_save)
+    run_dir = tmp_path / "run"
+    _train(monkeypatch, f"hydra.run.dir={run_dir}", *SMALL, "last_checkpoint_every_n_steps=2")
+    assert sorted({step for step, _ in saved_steps}) == [2, 4, 6, 8]
+    # Steps 4 and 8 end an epoch: saved only in on_train_epoch_end, after validation (the epoch
+    # is "processed", not yet "completed"; ModelCheckpoint's save_last may save there too).
+    for step, epochs in saved_steps:
+        assert epochs["processed"] == epochs["completed"] + (step % 4 == 0), (step, epochs)
