@@ -87,6 +87,8 @@ class RecurrentTopology:
 class Scale(nn.Module):
     """Multiply the input by a constant ``factor`` (dimensionless): ``y = factor * x``."""
 
+    time_invariant = True  # see spikeexp.module.container.is_time_invariant
+
     def __init__(self, factor: float) -> None:
         super().__init__()
         self.factor = float(factor)

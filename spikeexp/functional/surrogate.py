@@ -21,7 +21,10 @@ straight_through  :math:`1`
 
 All but ``super`` integrate to 1 over :math:`x`, i.e. they are derivatives of a smooth step.
 The one registry :data:`SURROGATES` maps names to derivative functions; fused kernels use the same
-functions, so every backend computes identical gradients.
+functions, so every backend computes identical gradients. The feed-forward LIF kernel evaluates
+``super``, ``fast_sigmoid``, ``triangle`` and ``straight_through`` itself, in the operation order
+of the functions below (``tests/functional/test_fused.py`` checks that they round identically):
+change one, change ``kernels.cpp`` with it.
 """
 
 from __future__ import annotations

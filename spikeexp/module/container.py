@@ -7,12 +7,53 @@ from typing import Any
 import torch
 from torch import nn
 
+TIME_INVARIANT_LAYERS: tuple[type[nn.Module], ...] = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.Linear,
+    nn.Bilinear,
+    nn.Identity,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.ReLU,
+    nn.Sequential,
+)
+"""Layers whose output for one sample depends on that sample only, the same at every call (no
+randomness such as dropout, no batch statistics such as batch norm in training)."""
+
+
+def is_time_invariant(module: nn.Module) -> bool:
+    """``module`` and all its submodules are :data:`TIME_INVARIANT_LAYERS` or declare
+    ``time_invariant = True``: applied to the same input at every step, it gives the same
+    output at every step."""
+    return all(
+        isinstance(part, TIME_INVARIANT_LAYERS) or getattr(part, "time_invariant", False)
+        for part in module.modules()
+    )
+
 
 class Lift(nn.Module):
     """Apply a stateless layer to every time step at once.
 
     The input ``[T, batch, ...]`` is flattened to ``[T * batch, ...]``, passed through ``module``
     in one call (one GEMM or convolution for the whole sequence) and reshaped back.
+
+    An input that is the same at every step, given as a view with time stride 0 (what constant-
+    current encoders return), goes through a time-invariant ``module`` (:func:`is_time_invariant`)
+    once, for ``[batch, ...]``; the output is again a time-stride-0 view of that one result, and
+    autograd sums its gradient over time before the layer's backward. Same values, ``T`` times
+    less work (the first convolution of a ConvNet on constant-current images, for example).
 
     Args:
         module: the stateless layer.
@@ -34,11 +75,20 @@ class Lift(nn.Module):
                 f"Lift expects time-first input [T, batch, ...] (got shape {tuple(x.shape)})"
             )
         steps, batch = x.shape[:2]
-        flat = x.reshape(steps * batch, *x.shape[2:])
+        if steps > 1 and x.stride(0) == 0 and self._time_invariant:
+            y = self._apply_to_steps(x[0])
+            return y.unsqueeze(0).expand(steps, *y.shape)
+        y = self._apply_to_steps(x.reshape(steps * batch, *x.shape[2:]))
+        return y.reshape(steps, batch, *y.shape[1:])
+
+    @property
+    def _time_invariant(self) -> bool:
+        return is_time_invariant(self.module)
+
+    def _apply_to_steps(self, flat: torch.Tensor) -> torch.Tensor:
         if self.channels_last and flat.dim() == 4:
             flat = flat.contiguous(memory_format=torch.channels_last)
-        y = self.module(flat)
-        return y.reshape(steps, batch, *y.shape[1:])
+        return self.module(flat)
 
 
 def is_stateful(module: nn.Module) -> bool:

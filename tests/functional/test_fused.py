@@ -8,6 +8,7 @@ from torch.autograd.graph import saved_tensors_hooks
 
 import spikeexp as snn
 from spikeexp.functional.fused import build
+from spikeexp.functional.fused import lif as fused_lif
 from spikeexp.functional.fused.lif import LIFSequenceFunction, lif_fused_sequence
 from spikeexp.functional.fused.recurrent import MODES, RecurrentSequenceFunction
 from spikeexp.functional.neurons import MODELS
@@ -68,6 +69,24 @@ def _inputs(shape, dtype=torch.float32):
 def test_feed_forward_matches_reference_for_every_surrogate(method: str) -> None:
     x, v0, i0 = _inputs((40, 3, 17))
     _compare_feed_forward(x, v0, i0, LIFParameters(method=method, alpha=20.0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method", sorted(fused_lif.INLINE_SURROGATES))
+def test_surrogates_inside_the_kernel_round_like_pytorch(
+    method: str, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel's own surrogate formulas against the registry's, passed in: bit-identical."""
+    x, v0, i0 = _inputs((30, 4, 33), dtype)
+    p = LIFParameters(v_th=torch.linspace(0.5, 1.5, 33, dtype=dtype), method=method, alpha=7.3)
+    results = []
+    for inline in (fused_lif.INLINE_SURROGATES, {}):
+        monkeypatch.setattr(fused_lif, "INLINE_SURROGATES", inline)
+        spikes, final = lif_fused_sequence(LIF, x, LIFState(v0, i0), p, 1e-3)
+        results.append(_grads(_spike_count_loss(spikes, final), [x, v0, i0]))
+    for inline_grad, given_grad in zip(*results, strict=True):
+        assert torch.equal(inline_grad, given_grad)
+    assert float(results[0][0].abs().max()) > 0
 
 
 def test_feed_forward_float64_and_nonzero_leak_reset() -> None:

@@ -7,6 +7,8 @@ import torch
 from torch import nn
 
 import spikeexp as snn
+from spikeexp.module.container import is_time_invariant
+from spikeexp.network import Scale
 
 
 def test_lift_applies_the_layer_at_every_step() -> None:
@@ -23,6 +25,36 @@ def test_lift_handles_conv_feature_maps() -> None:
     out = snn.Lift(conv)(x)
     assert out.shape == (4, 2, 3, 6, 6)
     torch.testing.assert_close(out[2], conv(x[2]))
+
+
+def test_lift_runs_a_time_invariant_layer_once_for_a_constant_input() -> None:
+    torch.manual_seed(0)
+    conv = nn.Sequential(nn.Conv2d(1, 4, 3), Scale(10.0), nn.MaxPool2d(2))
+    calls = []
+    conv.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape))
+    image = torch.randn(3, 1, 8, 8)
+    constant = image.unsqueeze(0).expand(5, -1, -1, -1, -1)  # what constant-current encoders give
+    out = snn.Lift(conv)(constant)
+    assert calls == [(3, 1, 8, 8)]  # one batch of images, not 5 x 3
+    assert out.shape == (5, 3, 4, 3, 3) and out.stride(0) == 0
+    expected = snn.Lift(conv)(constant.contiguous())
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    # The weight gradient: autograd sums the output gradient over time before the layer.
+    weights = torch.linspace(-1.0, 1.0, expected.numel()).reshape(expected.shape)
+    grad = torch.autograd.grad((out * weights).sum(), conv[0].weight)[0]
+    expected_grad = torch.autograd.grad((expected * weights).sum(), conv[0].weight)[0]
+    # Summed in another order: equal up to float32 rounding of a sum over 5 x 3 x 36 terms.
+    torch.testing.assert_close(
+        grad, expected_grad, rtol=1e-5, atol=1e-5 * expected_grad.abs().max()
+    )
+
+
+def test_lift_runs_layers_with_randomness_at_every_step() -> None:
+    dropout = nn.Sequential(nn.Linear(6, 6), nn.Dropout(0.5))
+    assert is_time_invariant(nn.Linear(6, 6)) and not is_time_invariant(dropout)
+    constant = torch.ones(2, 6).unsqueeze(0).expand(4, -1, -1)
+    out = snn.Lift(dropout.train())(constant)
+    assert out.stride(0) != 0 and not torch.equal(out[0], out[1])  # a fresh mask at every step
 
 
 def test_lift_rejects_inputs_without_time() -> None:

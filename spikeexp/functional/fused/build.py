@@ -90,10 +90,10 @@ def _load(compiler: str, flags: tuple[str, ...]) -> ctypes.CDLL:
 
 
 def _declare(library: ctypes.CDLL) -> None:
-    i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+    i64, ptr, c_int, f64 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_double
     signatures = {
         "lif_forward": [i64] * 3 + [ptr] * 11,
-        "lif_backward": [i64] * 3 + [ptr] * 3 + [i64] + [ptr] * 14,
+        "lif_backward": [c_int, f64] + [i64] * 3 + [ptr] * 3 + [i64] + [ptr] * 14,
         "recurrent_forward": [c_int] + [i64] * 3 + [ptr] * 15,
         "recurrent_backward": [c_int] + [i64] * 3 + [ptr] * 4 + [i64] + [ptr] * 9,
     }

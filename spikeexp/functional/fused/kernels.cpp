@@ -6,8 +6,11 @@
 // step-by-step PyTorch loop. Parameters arrive as per-neuron arrays that repeat every `period`
 // neurons (the state size, or the size of one sample when they are the same for every sample):
 // neuron k reads entry k % period, so a tile of neurons [k0, k1) that never crosses a multiple
-// of `period` reads entries k - shift with shift = k0 - k0 % period. The surrogate derivative is computed in PyTorch from the saved threshold distance
-// (one formula registry) and passed in. The exported functions at the end split the neurons
+// of `period` reads entries k - shift with shift = k0 - k0 % period. The surrogate derivative
+// of the feed-forward LIF backward is either computed inline (the algebraic surrogates of
+// surrogate_derivative below, in the same operation order as spikeexp/functional/surrogate.py,
+// hence bit-identical) or computed in PyTorch and passed in (all others, and the recurrent
+// kernels). The exported functions at the end split the neurons
 // [k0, k1) (feed-forward) or the batch rows [r0, r1) (recurrent) across OpenMP threads.
 
 #include <cstddef>
@@ -51,15 +54,46 @@ void lif_forward(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift
   }
 }
 
-// Backward of lif_forward (reset not detached). g holds the surrogate derivative at u - v_th on
-// entry and the input gradient on exit. gz: gradient of the spikes (optional), row t at
+// Surrogate derivatives computed inside the LIF backward: SG names the formula (the codes of
+// INLINE_SURROGATES in spikeexp/functional/fused/lif.py). Each is written in the operation order
+// of its PyTorch definition (x / y as reciprocal(y) * x where PyTorch divides a number by a
+// tensor), so both round identically.
+constexpr int kGiven = 0;  // g holds the derivative on entry (computed in PyTorch)
+constexpr int kSuper = 1;
+constexpr int kFastSigmoid = 2;
+constexpr int kTriangle = 3;
+constexpr int kStraightThrough = 4;
+
+template <int SG, typename T>
+inline T surrogate_derivative(T x, T alpha, T given) {
+  const T ax = alpha * (x < T(0) ? -x : x);
+  if (SG == kSuper) {
+    const T s = ax + T(1);
+    return T(1) / (s * s);  // 1 / (alpha |x| + 1)^2
+  }
+  if (SG == kFastSigmoid) {
+    const T s = T(1) + ax;
+    return (T(1) / (T(2) * (s * s))) * alpha;  // alpha / (2 (1 + alpha |x|)^2)
+  }
+  if (SG == kTriangle) {
+    const T c = T(1) - ax;
+    return alpha * (c > T(0) ? c : T(0));  // alpha max(0, 1 - alpha |x|)
+  }
+  if (SG == kStraightThrough) return T(1);
+  return given;
+}
+
+// Backward of lif_forward (reset not detached). With SG == kGiven, g holds the surrogate
+// derivative at u - v_th on entry; otherwise it is computed here (g's entry is not read). g
+// holds the input gradient on exit. gz: gradient of the spikes (optional), row t at
 // gz + t * gz_stride (stride 0: the same gradient at every step, e.g. a loss on spike counts).
 // gv, gi: gradient of the final state on entry, of the initial state on exit. With PARAMS the
 // parameter gradients ga ... gvr are accumulated per neuron (needs j and v0). One call handles
 // one time step of one tile so that every inner loop has a single access pattern (vectorised).
 // Parameters of neuron k: entry k - shift; with PARAMS shift is 0 (one period: all neurons).
-template <typename T, bool PARAMS, bool GZ>
-inline void lif_backward_step(int64_t start, int64_t end, int64_t shift, const T* __restrict__ ut,
+template <typename T, bool PARAMS, bool GZ, int SG>
+inline void lif_backward_step(int64_t start, int64_t end, int64_t shift, T alpha,
+                              const T* __restrict__ ut,
                               const T* __restrict__ uprev, T* __restrict__ gt,
                               const T* __restrict__ gzt, T* __restrict__ gv, T* __restrict__ gi,
                               const T* __restrict__ jt, const T* __restrict__ a,
@@ -70,11 +104,12 @@ inline void lif_backward_step(int64_t start, int64_t end, int64_t shift, const T
   for (int64_t k = start; k < end; ++k) {
     const int64_t q = k - shift;
     const T uu = ut[k];
-    const bool s = uu - vth[q] > T(0);
+    const T distance = uu - vth[q];
+    const bool s = distance > T(0);
     const T gvk = gv[k];
     const T gik = gi[k];
     const T gzk = (GZ ? gzt[k] : T(0)) + gvk * (vr[q] - uu);
-    const T gd = gzk * gt[k];
+    const T gd = gzk * surrogate_derivative<SG>(distance, alpha, SG == kGiven ? gt[k] : T(0));
     const T du = (s ? T(0) : gvk) + gd;
     const T dj = (gik - b[q] * gik) + a[q] * du;
     gt[k] = dj;
@@ -94,9 +129,9 @@ inline void lif_backward_step(int64_t start, int64_t end, int64_t shift, const T
   }
 }
 
-template <typename T, bool PARAMS, bool GZ>
+template <typename T, bool PARAMS, bool GZ, int SG>
 void lif_backward_tiles(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
-                        const T* u, T* g,
+                        T alpha, const T* u, T* g,
                         const T* gz, int64_t gz_stride, T* gv, T* gi, const T* v0, const T* j,
                         const T* a, const T* b, const T* vl, const T* vth, const T* vr, T* ga,
                         T* gb, T* gvl, T* gvth, T* gvr) {
@@ -104,32 +139,50 @@ void lif_backward_tiles(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_
     const int64_t end = start + kBlock < k1 ? start + kBlock : k1;
     for (int64_t t = steps - 1; t >= 0; --t) {
       const int64_t row = t * m;
-      lif_backward_step<T, PARAMS, GZ>(
-          start, end, shift, u + row, t > 0 ? u + row - m : v0, g + row, gz + t * gz_stride, gv, gi,
+      lif_backward_step<T, PARAMS, GZ, SG>(
+          start, end, shift, alpha, u + row, t > 0 ? u + row - m : v0, g + row, gz + t * gz_stride, gv, gi,
           PARAMS ? j + row : j, a, b, vl, vth, vr, ga, gb, gvl, gvth, gvr, t == 0);
     }
   }
 }
 
-template <typename T>
-void lif_backward(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift, const T* u,
-                  T* g,
-                  const T* gz, int64_t gz_stride, T* gv, T* gi, const T* v0, const T* j,
-                  const T* a, const T* b, const T* vl, const T* vth, const T* vr, T* ga, T* gb,
-                  T* gvl, T* gvth, T* gvr) {
+template <typename T, int SG>
+void lif_backward_sg(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift, T alpha,
+                     const T* u, T* g, const T* gz, int64_t gz_stride, T* gv, T* gi, const T* v0,
+                     const T* j, const T* a, const T* b, const T* vl, const T* vth, const T* vr,
+                     T* ga, T* gb, T* gvl, T* gvth, T* gvr) {
   const bool params = ga != nullptr;
   if (params && gz)
-    lif_backward_tiles<T, true, true>(steps, m, k0, k1, shift, u, g, gz, gz_stride, gv, gi, v0, j, a,
-                                      b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
+    lif_backward_tiles<T, true, true, SG>(steps, m, k0, k1, shift, alpha, u, g, gz, gz_stride, gv,
+                                          gi, v0, j, a, b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
   if (params && !gz)
-    lif_backward_tiles<T, true, false>(steps, m, k0, k1, shift, u, g, gz, gz_stride, gv, gi, v0, j, a,
-                                       b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
+    lif_backward_tiles<T, true, false, SG>(steps, m, k0, k1, shift, alpha, u, g, gz, gz_stride, gv,
+                                           gi, v0, j, a, b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
   if (!params && gz)
-    lif_backward_tiles<T, false, true>(steps, m, k0, k1, shift, u, g, gz, gz_stride, gv, gi, v0, j, a,
-                                       b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
+    lif_backward_tiles<T, false, true, SG>(steps, m, k0, k1, shift, alpha, u, g, gz, gz_stride, gv,
+                                           gi, v0, j, a, b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
   if (!params && !gz)
-    lif_backward_tiles<T, false, false>(steps, m, k0, k1, shift, u, g, gz, gz_stride, gv, gi, v0, j, a,
-                                        b, vl, vth, vr, ga, gb, gvl, gvth, gvr);
+    lif_backward_tiles<T, false, false, SG>(steps, m, k0, k1, shift, alpha, u, g, gz, gz_stride,
+                                            gv, gi, v0, j, a, b, vl, vth, vr, ga, gb, gvl, gvth,
+                                            gvr);
+}
+
+template <typename T>
+void lif_backward(int surrogate, int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
+                  T alpha, const T* u, T* g, const T* gz, int64_t gz_stride, T* gv, T* gi,
+                  const T* v0, const T* j, const T* a, const T* b, const T* vl, const T* vth,
+                  const T* vr, T* ga, T* gb, T* gvl, T* gvth, T* gvr) {
+#define SPIKEEXP_LIF_BACKWARD(SG)                                                            \
+  lif_backward_sg<T, SG>(steps, m, k0, k1, shift, alpha, u, g, gz, gz_stride, gv, gi, v0, j, a, \
+                         b, vl, vth, vr, ga, gb, gvl, gvth, gvr)
+  switch (surrogate) {
+    case kSuper: SPIKEEXP_LIF_BACKWARD(kSuper); break;
+    case kFastSigmoid: SPIKEEXP_LIF_BACKWARD(kFastSigmoid); break;
+    case kTriangle: SPIKEEXP_LIF_BACKWARD(kTriangle); break;
+    case kStraightThrough: SPIKEEXP_LIF_BACKWARD(kStraightThrough); break;
+    default: SPIKEEXP_LIF_BACKWARD(kGiven); break;
+  }
+#undef SPIKEEXP_LIF_BACKWARD
 }
 
 // Recurrent LIF (MODE 0) or LSNN (MODE 1: "norse", MODE 2: "bellec") layer of h neurons over
@@ -297,12 +350,13 @@ void over_rows(int64_t steps, int64_t batch, int64_t h, Run run) {
     });                                                                                       \
   }                                                                                           \
   extern "C" void lif_backward_##SUFFIX(                                                      \
-      int64_t steps, int64_t m, int64_t period, const T* u, T* g, const T* gz,                \
-      int64_t gz_stride, T* gv, T* gi, const T* v0, const T* j, const T* a, const T* b,       \
-      const T* vl, const T* vth, const T* vr, T* ga, T* gb, T* gvl, T* gvth, T* gvr) {        \
+      int surrogate, double alpha, int64_t steps, int64_t m, int64_t period, const T* u, T* g, \
+      const T* gz, int64_t gz_stride, T* gv, T* gi, const T* v0, const T* j, const T* a,      \
+      const T* b, const T* vl, const T* vth, const T* vr, T* ga, T* gb, T* gvl, T* gvth,      \
+      T* gvr) {                                                                               \
     over_tiles(steps, m, period, [&](int64_t k0, int64_t k1, int64_t shift) {                 \
-      lif_backward<T>(steps, m, k0, k1, shift, u, g, gz, gz_stride, gv, gi, v0, j, a, b, vl,  \
-                      vth, vr, ga, gb, gvl, gvth, gvr);                                       \
+      lif_backward<T>(surrogate, steps, m, k0, k1, shift, T(alpha), u, g, gz, gz_stride, gv,  \
+                      gi, v0, j, a, b, vl, vth, vr, ga, gb, gvl, gvth, gvr);                  \
     });                                                                                       \
   }                                                                                           \
   extern "C" void recurrent_forward_##SUFFIX(                                                 \

@@ -6,8 +6,10 @@ Saved for backward: the pre-reset voltage :math:`u_t` only (4 bytes per neuron-s
 recomputed as :math:`H(u_t - v_{th})`, the post-reset voltage as :math:`(1 - z_t) u_t + z_t
 v_{reset}`). With learnable parameters the synaptic current after the input :math:`j_t` is saved
 too. Backward walks time in reverse with the adjoint of each step (reset *not* detached, as in
-:func:`~spikeexp.functional.neurons.lif.lif_step`); the surrogate derivative comes from
-:func:`~spikeexp.functional.surrogate.surrogate_derivative`, the one formula registry.
+:func:`~spikeexp.functional.neurons.lif.lif_step`). The surrogate derivative of the algebraic
+surrogates (:data:`INLINE_SURROGATES`) is evaluated inside the kernel, in the operation order of
+:mod:`spikeexp.functional.surrogate` (bit-identical, tested); the others come from
+:func:`~spikeexp.functional.surrogate.surrogate_derivative`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ if TYPE_CHECKING:
     from spikeexp.functional.neurons.base import NeuronModel
 
 _PARAMETERS = ("a", "b", "v_leak", "v_th", "v_reset")
+
+INLINE_SURROGATES = {"super": 1, "fast_sigmoid": 2, "triangle": 3, "straight_through": 4}
+"""Surrogates the backward kernel evaluates itself (codes of ``kernels.cpp``), bit-identical to
+:func:`~spikeexp.functional.surrogate.surrogate_derivative`; the others are computed in PyTorch
+and passed in (one more pass over ``[T, ...]``)."""
 
 
 class LIFSequenceFunction(torch.autograd.Function):
@@ -72,7 +79,9 @@ class LIFSequenceFunction(torch.autograd.Function):
     def backward(ctx, grad_z, grad_v, grad_i):
         u, j, v0, a, b, v_leak, v_th, v_reset = ctx.saved_tensors
         steps, m, period = u.shape[0], u[0].numel(), max(a.numel(), 1)
-        g = surrogate_of(u, v_th, ctx.method, ctx.alpha)
+        code = INLINE_SURROGATES.get(ctx.method, 0)
+        # g: the surrogate derivative on entry (code 0 only), the input gradient on exit.
+        g = torch.empty_like(u) if code else surrogate_of(u, v_th, ctx.method, ctx.alpha)
         gz, gz_stride = time_rows(grad_z, u)
         # Fresh copies laid out like the state: the kernel overwrites them.
         gv = torch.zeros_like(v0) if grad_v is None else torch.empty_like(v0).copy_(grad_v)
@@ -81,7 +90,7 @@ class LIFSequenceFunction(torch.autograd.Function):
         run = kernel("lif_backward", u.dtype)
         head = [pointer(t) for t in (u, g, gz)]
         tail = [pointer(t) for t in (gv, gi, v0, j, a, b, v_leak, v_th, v_reset, *grads)]
-        run(steps, m, period, *head, gz_stride, *tail)
+        run(code, ctx.alpha, steps, m, period, *head, gz_stride, *tail)
         return (g, gv, gi, *grads, None, None)
 
 
