@@ -12,7 +12,8 @@ Topologies (``topology.type``) and their layer names:
 * ``mlp``: ``flatten``, then per hidden size ``fc{k}`` [``bn{k}``] ``hidden{k}`` [``dropout{k}``].
 * ``conv``: per channel count ``conv{k}`` (Conv2d) [``bn_conv{k}``] ``spike_conv{k}`` ``pool{k}``,
   then ``flatten`` and the ``mlp`` layers. With ``channels_last`` the convolutions get their
-  input in channels-last memory order, which the feature maps keep up to ``flatten``.
+  input in channels-last memory order, which the feature maps keep up to ``flatten``. Pooling
+  is :class:`~spikeexp.module.FusedMaxPool2d` (``nn.MaxPool2d`` with ``unroll.backend=reference``).
 * ``recurrent``: ``flatten``, then per hidden size a recurrent spiking layer ``hidden{k}``
   [``dropout{k}``].
 
@@ -39,7 +40,7 @@ import torch
 from torch import nn
 
 from spikeexp.functional.neurons import MODELS
-from spikeexp.module import NEURON_MODULES, Lift, SequentialState
+from spikeexp.module import NEURON_MODULES, FusedMaxPool2d, Lift, SequentialState
 from spikeexp.schema import ConfigError, merge_neuron, validate_dataclass, validate_neuron
 
 LAYER_KEYS = frozenset({"neuron", "input_scale"})
@@ -264,7 +265,8 @@ def _build_conv(spec: ConvTopology, builder: _Builder) -> None:
             builder.add_stateless(f"bn_conv{index}", nn.BatchNorm2d(channels))
         builder.add_neuron(f"spike_conv{index}", builder.layer_neuron(f"spike_conv{index}"))
         if spec.pool > 1:
-            builder.add_stateless(f"pool{index}", nn.MaxPool2d(spec.pool))
+            pool = nn.MaxPool2d if builder.backend == "reference" else FusedMaxPool2d
+            builder.add_stateless(f"pool{index}", pool(spec.pool))
     builder.flatten()
     builder.dense_layers(spec.hidden, spec.dropout, spec.batch_norm)
 

@@ -1,4 +1,5 @@
-"""PyTorch modules: generic neuron wrappers (four per spiking model), containers, encoders."""
+"""PyTorch modules: generic neuron wrappers (four per spiking model), containers, encoders,
+pooling."""
 
 from spikeexp.functional.unroll import RecurrentState
 from spikeexp.module.container import Lift, SequentialState
@@ -20,6 +21,7 @@ from spikeexp.module.neuron import (
     NeuronSequence,
     build_modules,
 )
+from spikeexp.module.pool import FusedMaxPool2d
 from spikeexp.module.readout import LILinear, LILinearCell
 
 globals().update(NEURON_MODULES)
@@ -32,6 +34,7 @@ __all__ = [
     "ConstantCurrentEncoder",
     "ConstantCurrentLIFEncoder",
     "Encoder",
+    "FusedMaxPool2d",
     "Lift",
     "NeuronCell",
     "NeuronModule",

@@ -339,3 +339,25 @@ def test_recurrent_with_learnable_parameters_falls_back_exactly() -> None:
         spikes.sum().backward()
         grads.append(layer.tau_mem_inv.grad)
     assert torch.equal(grads[0], grads[1])
+
+
+def test_constant_input_is_read_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An input repeated over time with stride 0 (a constant current): no copy, the reference's
+    spikes and gradients (autograd sums the input gradient over time)."""
+    step = (torch.randn(3, 4, 5) * 4.0 + 1.0).requires_grad_()
+    v0 = (torch.rand(3, 4, 5) * 0.5).requires_grad_()
+    i0 = torch.randn(3, 4, 5).requires_grad_()
+    p = LIFParameters(alpha=20.0)
+    runs = []
+    for run in (reference_sequence, lif_fused_sequence):
+        x = step.unsqueeze(0).expand(30, -1, -1, -1)
+        spikes, final = run(LIF, x, LIFState(v0, i0), p, 1e-3)
+        runs.append((spikes, final, _grads(_spike_count_loss(spikes, final), [step, v0, i0])))
+    (z_ref, s_ref, g_ref), (z, s, g) = runs
+    assert 0.02 < float(z_ref.detach().mean()) < 0.9
+    assert torch.equal(z, z_ref) and torch.equal(s.v, s_ref.v) and torch.equal(s.i, s_ref.i)
+    for actual, expected in zip(g, g_ref, strict=True):
+        _close(actual, expected, GRAD_TOL)
+    monkeypatch.setattr(fused_lif, "time_major", lambda x: pytest.fail("x was copied"))
+    z_again, _ = lif_fused_sequence(LIF, x, LIFState(v0, i0), p, 1e-3)
+    assert torch.equal(z_again, z)

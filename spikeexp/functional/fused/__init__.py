@@ -3,6 +3,9 @@
 * :func:`~spikeexp.functional.fused.lif.lif_fused_sequence`: feed-forward LIF over ``[T, ...]``.
 * :func:`~spikeexp.functional.fused.lif.lif_fused_recurrent_sequence` and
   :func:`~spikeexp.functional.fused.lsnn.lsnn_fused_recurrent_sequence`: recurrent layers.
+* :func:`~spikeexp.functional.fused.pool.max_pool2d`: non-overlapping max pooling that saves the
+  window position of each maximum as one byte (``torch.nn.functional.max_pool2d`` saves int64
+  indices), with the same values and gradients.
 
 Each is a drop-in for the reference unroll of :mod:`spikeexp.functional.unroll` (same signature and
 results), built on C++ kernels compiled at first use (:mod:`spikeexp.functional.fused.build`)

@@ -92,10 +92,12 @@ def _load(compiler: str, flags: tuple[str, ...]) -> ctypes.CDLL:
 def _declare(library: ctypes.CDLL) -> None:
     i64, ptr, c_int, f64 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int, ctypes.c_double
     signatures = {
-        "lif_forward": [i64] * 3 + [ptr] * 11,
+        "lif_forward": [i64] * 3 + [ptr, i64] + [ptr] * 10,
         "lif_backward": [c_int, f64] + [i64] * 3 + [ptr] * 3 + [i64] + [ptr] * 14,
         "recurrent_forward": [c_int] + [i64] * 3 + [ptr] * 15,
         "recurrent_backward": [c_int] + [i64] * 3 + [ptr] * 4 + [i64] + [ptr] * 9,
+        "max_pool_forward": [i64] * 4 + [ptr] * 3,
+        "max_pool_backward": [i64] * 4 + [ptr] * 3,
     }
     for name, argtypes in signatures.items():
         for suffix in ("f32", "f64"):

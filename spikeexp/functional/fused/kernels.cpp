@@ -1,4 +1,4 @@
-// Whole-sequence LIF / LSNN kernels, loaded with ctypes by spikeexp/functional/fused/build.py.
+// Whole-sequence LIF / LSNN kernels and max pooling, loaded with ctypes by spikeexp/functional/fused/build.py.
 //
 // Every arithmetic operation is written in the order of the reference step functions
 // (spikeexp/functional/neurons/lif.py, lsnn.py) and the file is compiled with
@@ -15,6 +15,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <vector>
 #ifdef _OPENMP
 #include <omp.h>
@@ -24,13 +26,13 @@ namespace {
 
 constexpr int64_t kBlock = 256;  // neurons per tile: the state of a tile stays in L1
 
-// Feed-forward LIF over `steps` steps of `m` neurons (x, z, u, j: [steps, m], row-major).
-// v, i hold the initial state on entry and the final state on exit. u receives the pre-reset
+// Feed-forward LIF over `steps` steps of `m` neurons (z, u, j: [steps, m], row-major; input
+// row t at x + t * x_stride: x_stride m, or 0 for the same input at every step). v, i hold the initial state on entry and the final state on exit. u receives the pre-reset
 // voltage (optional: not needed without gradients), j (optional) the synaptic current after
 // the input (needed for gradients of the rate constants). Parameters of neuron k: entry k - shift.
 template <typename T>
 void lif_forward(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
-                 const T* __restrict__ x,
+                 const T* __restrict__ x, int64_t x_stride,
                  T* __restrict__ z, T* __restrict__ u, T* __restrict__ j_out, T* __restrict__ v,
                  T* __restrict__ i, const T* __restrict__ a, const T* __restrict__ b,
                  const T* __restrict__ vl, const T* __restrict__ vth,
@@ -41,7 +43,7 @@ void lif_forward(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift
       const int64_t row = t * m;
       for (int64_t k = start; k < end; ++k) {
         const int64_t q = k - shift;
-        const T j = i[k] + x[row + k];
+        const T j = i[k] + x[t * x_stride + k];
         const T uu = v[k] + a[q] * ((vl[q] - v[k]) + j);
         i[k] = j - b[q] * j;
         const bool s = uu - vth[q] > T(0);
@@ -339,14 +341,149 @@ void over_rows(int64_t steps, int64_t batch, int64_t h, Run run) {
   }
 }
 
+// Non-overlapping max pooling (kernel k, stride k, no padding; rows and columns beyond the last
+// whole window are dropped) over `planes` contiguous [h, w] planes. Picks the maximum of each
+// window as PyTorch's CPU max_pool2d does (row-major scan from -inf, a larger value or a NaN
+// replaces the current one, so ties keep the first) and records its position in the window
+// (r * k + c, uint8: k <= 15) instead of a flat int64 index. Starting the scan from the window's
+// first element instead of -inf gives the same value and position.
+template <typename T>
+struct SameSizeUnsigned;
+template <>
+struct SameSizeUnsigned<float> {
+  using type = uint32_t;
+};
+template <>
+struct SameSizeUnsigned<double> {
+  using type = uint64_t;
+};
+
+// `yes` where `condition`, else `no`: branch-free, bit by bit (exact for every value, signed
+// zeros, inf and NaN included). The backward's windows are random: branches would be mispredicted.
+template <typename T>
+inline T choose(bool condition, T yes, T no) {
+  using U = typename SameSizeUnsigned<T>::type;
+  U a, b;
+  std::memcpy(&a, &yes, sizeof a);
+  std::memcpy(&b, &no, sizeof b);
+  const U mask = U(0) - static_cast<U>(condition);
+  const U bits = (a & mask) | (b & ~mask);
+  T out;
+  std::memcpy(&out, &bits, sizeof out);
+  return out;
+}
+
+// A branch here: spike maps are mostly silent windows, where it is predicted well (a branch-free
+// select measured slower in the forward pass).
+template <typename T>
+inline void take_if_larger(T value, int32_t position, T& best, int32_t& at) {
+  if (value > best || value != value) {
+    best = value;
+    at = position;
+  }
+}
+
+template <typename T>
+void max_pool_forward(int64_t p0, int64_t p1, int64_t h, int64_t w, int64_t k,
+                      const T* __restrict__ x, T* __restrict__ y,
+                      uint8_t* __restrict__ where) {
+  const int64_t oh = h / k, ow = w / k;
+  for (int64_t plane = p0; plane < p1; ++plane) {
+    for (int64_t r = 0; r < oh; ++r) {
+      const T* top = x + plane * h * w + r * k * w;
+      T* yr = y + (plane * oh + r) * ow;
+      uint8_t* wr = where + (plane * oh + r) * ow;
+      if (k == 2) {  // the usual case: straight-line code per window
+        const T* bottom = top + w;
+        for (int64_t c = 0; c < ow; ++c) {
+          T best = top[2 * c];
+          int32_t at = 0;
+          take_if_larger(top[2 * c + 1], 1, best, at);
+          take_if_larger(bottom[2 * c], 2, best, at);
+          take_if_larger(bottom[2 * c + 1], 3, best, at);
+          yr[c] = best;
+          wr[c] = static_cast<uint8_t>(at);
+        }
+        continue;
+      }
+      for (int64_t c = 0; c < ow; ++c) {
+        T best = top[c * k];
+        int32_t at = 0;
+        for (int64_t dr = 0; dr < k; ++dr) {
+          for (int64_t dc = dr == 0 ? 1 : 0; dc < k; ++dc) {
+            take_if_larger(top[dr * w + c * k + dc], static_cast<int32_t>(dr * k + dc), best, at);
+          }
+        }
+        yr[c] = best;
+        wr[c] = static_cast<uint8_t>(at);
+      }
+    }
+  }
+}
+
+// Backward of max_pool_forward: every input element gets the output gradient of its window if
+// it is that window's recorded maximum, else 0 (written once each: no separate zero fill).
+template <typename T>
+void max_pool_backward(int64_t p0, int64_t p1, int64_t h, int64_t w, int64_t k,
+                       const T* __restrict__ gy, const uint8_t* __restrict__ where,
+                       T* __restrict__ gx) {
+  const int64_t oh = h / k, ow = w / k;
+  for (int64_t plane = p0; plane < p1; ++plane) {
+    T* gp = gx + plane * h * w;
+    for (int64_t r = 0; r < oh; ++r) {
+      const T* gr = gy + (plane * oh + r) * ow;
+      const uint8_t* wr = where + (plane * oh + r) * ow;
+      for (int64_t dr = 0; dr < k; ++dr) {
+        T* row = gp + (r * k + dr) * w;
+        if (k == 2) {
+          const int32_t left = static_cast<int32_t>(2 * dr);
+          for (int64_t c = 0; c < ow; ++c) {
+            const int32_t at = wr[c];
+            row[2 * c] = choose(at == left, gr[c], T(0));
+            row[2 * c + 1] = choose(at == left + 1, gr[c], T(0));
+          }
+        } else {
+          for (int64_t c = 0; c < ow; ++c) {
+            for (int64_t dc = 0; dc < k; ++dc) {
+              row[c * k + dc] = choose(wr[c] == dr * k + dc, gr[c], T(0));
+            }
+          }
+        }
+        for (int64_t iw = ow * k; iw < w; ++iw) row[iw] = T(0);
+      }
+    }
+    for (int64_t ih = oh * k; ih < h; ++ih) {
+      for (int64_t iw = 0; iw < w; ++iw) gp[ih * w + iw] = T(0);
+    }
+  }
+}
+
+// One contiguous block of planes per thread.
+template <typename Run>
+void over_planes(int64_t planes, int64_t plane_size, Run run) {
+#ifdef _OPENMP
+  const int64_t threads = planes * plane_size >= kParallelWork ? omp_get_max_threads() : 1;
+#else
+  const int64_t threads = 1;
+#endif
+  const int64_t per_thread = (planes + threads - 1) / threads;
+#pragma omp parallel for schedule(static) if (threads > 1)
+  for (int64_t block = 0; block < threads; ++block) {
+    const int64_t p0 = block * per_thread;
+    const int64_t p1 = p0 + per_thread < planes ? p0 + per_thread : planes;
+    if (p0 < p1) run(p0, p1);
+  }
+}
+
 }  // namespace
 
 #define SPIKEEXP_EXPORT(T, SUFFIX)                                                            \
   extern "C" void lif_forward_##SUFFIX(int64_t steps, int64_t m, int64_t period, const T* x,  \
-                                       T* z, T* u, T* j, T* v, T* i, const T* a, const T* b, \
-                                       const T* vl, const T* vth, const T* vr) {             \
+                                       int64_t x_stride, T* z, T* u, T* j, T* v, T* i,       \
+                                       const T* a, const T* b, const T* vl, const T* vth,    \
+                                       const T* vr) {                                        \
     over_tiles(steps, m, period, [&](int64_t k0, int64_t k1, int64_t shift) {                 \
-      lif_forward<T>(steps, m, k0, k1, shift, x, z, u, j, v, i, a, b, vl, vth, vr);           \
+      lif_forward<T>(steps, m, k0, k1, shift, x, x_stride, z, u, j, v, i, a, b, vl, vth, vr); \
     });                                                                                       \
   }                                                                                           \
   extern "C" void lif_backward_##SUFFIX(                                                      \
@@ -378,5 +515,21 @@ void over_rows(int64_t steps, int64_t batch, int64_t h, Run run) {
     });                                                                                       \
   }
 
+#define SPIKEEXP_EXPORT_POOL(T, SUFFIX)                                                       \
+  extern "C" void max_pool_forward_##SUFFIX(int64_t planes, int64_t h, int64_t w, int64_t k,   \
+                                            const T* x, T* y, uint8_t* where) {               \
+    over_planes(planes, h * w, [&](int64_t p0, int64_t p1) {                                  \
+      max_pool_forward<T>(p0, p1, h, w, k, x, y, where);                                      \
+    });                                                                                       \
+  }                                                                                           \
+  extern "C" void max_pool_backward_##SUFFIX(int64_t planes, int64_t h, int64_t w, int64_t k,  \
+                                             const T* gy, const uint8_t* where, T* gx) {       \
+    over_planes(planes, h * w, [&](int64_t p0, int64_t p1) {                                  \
+      max_pool_backward<T>(p0, p1, h, w, k, gy, where, gx);                                   \
+    });                                                                                       \
+  }
+
+SPIKEEXP_EXPORT_POOL(float, f32)
+SPIKEEXP_EXPORT_POOL(double, f64)
 SPIKEEXP_EXPORT(float, f32)
 SPIKEEXP_EXPORT(double, f64)

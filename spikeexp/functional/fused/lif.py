@@ -46,12 +46,14 @@ and passed in (one more pass over ``[T, ...]``)."""
 class LIFSequenceFunction(torch.autograd.Function):
     """Autograd node of the whole LIF sequence.
 
-    Inputs: ``x [T, *S]`` with consecutive dense time steps (contiguous or channels-last steps),
-    initial ``v, i [*S]`` laid out like ``x[0]``, and the per-neuron parameters
-    ``a = dt tau_mem_inv``, ``b = dt tau_syn_inv``, ``v_leak``, ``v_th``, ``v_reset``: all laid
-    out like ``x[0]``, or all contiguous ``S[1:]`` arrays shared by every sample (not with
-    parameter gradients); then the surrogate ``method`` and ``alpha``.
-    Outputs: spikes ``[T, *S]`` laid out like ``x``, final ``v`` and ``i``.
+    Inputs: ``x [T, *S]`` with consecutive dense time steps (contiguous or channels-last steps)
+    or one contiguous step repeated with time stride 0 (a constant input), initial ``v, i [*S]``
+    laid out like ``x[0]``, and the per-neuron parameters ``a = dt tau_mem_inv``,
+    ``b = dt tau_syn_inv``, ``v_leak``, ``v_th``, ``v_reset``: all laid out like ``x[0]``, or all
+    contiguous ``S[1:]`` arrays shared by every sample (not with parameter gradients); then the
+    surrogate ``method`` and ``alpha``.
+    Outputs: spikes ``[T, *S]`` laid out like ``x`` (contiguous for a constant input), final
+    ``v`` and ``i``.
     """
 
     @staticmethod
@@ -62,13 +64,15 @@ class LIFSequenceFunction(torch.autograd.Function):
         need_params = any(ctx.needs_input_grad[3:8])
         if need_params and period != m:
             raise ValueError("parameters that need gradients must be given per neuron [*S]")
+        # An input with time stride 0 (the same at every step) is read from its one step.
+        x_stride = 0 if x.stride(0) == 0 else m
         z = torch.empty_like(x)
         u = torch.empty_like(x) if any(ctx.needs_input_grad) else None
         j = torch.empty_like(x) if need_params else None
         v = v0.clone()
         i = i0.clone()
         run = kernel("lif_forward", x.dtype)
-        run(steps, m, period, *[pointer(t) for t in (x, z, u, j, v, i, *params)])
+        run(steps, m, period, pointer(x), x_stride, *[pointer(t) for t in (z, u, j, v, i, *params)])
         ctx.save_for_backward(u, j, v0, *params)
         ctx.method = method
         ctx.alpha = alpha
@@ -107,7 +111,9 @@ def lif_fused_sequence(
     Uses :class:`LIFSequenceFunction` on the CPU for float32/float64; otherwise (other devices
     or dtypes, no compiler, recorded states, parameters or states that do not broadcast to the
     state shape) runs the exact pure-PyTorch step loop. A dense ``x`` keeps its memory layout
-    (channels_last feature maps stay channels_last); others are made contiguous.
+    (channels_last feature maps stay channels_last); a contiguous input repeated over time with
+    stride 0 (a constant input, e.g. after :class:`~spikeexp.module.Lift` of a constant current)
+    is read in place; others are made contiguous.
     """
     shape = x.shape[1:]
     values = [p.tau_mem_inv, p.tau_syn_inv, p.v_leak, p.v_th, p.v_reset, state.v, state.i]
@@ -117,7 +123,8 @@ def lif_fused_sequence(
         or not all(broadcasts_to(value, shape) for value in values)
     ):
         return reference_sequence(model, x, state, p, dt, record_states)
-    x = time_major(x)
+    constant = x.shape[0] > 1 and x.stride(0) == 0 and x[0].is_contiguous()
+    x = x if constant else time_major(x)
     like = x[0]
     raw = [dt * p.tau_mem_inv, dt * p.tau_syn_inv, p.v_leak, p.v_th, p.v_reset]
     params = neuron_parameters(raw, like)
