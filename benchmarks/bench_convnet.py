@@ -23,6 +23,7 @@ Usage::
 
     python benchmarks/bench_convnet.py                  # 3 rounds x 12 steps, 2 threads
     python benchmarks/bench_convnet.py --rounds 5 --threads 1
+    python benchmarks/bench_convnet.py --profile        # where spikeexp's step goes
 """
 
 from __future__ import annotations
@@ -148,6 +149,40 @@ def measure(
     return {"ms": 1e3 * statistics.median(times), "rss_mib": peak / 1024, "data": source}
 
 
+def profile(steps: int) -> None:
+    """Print the operators of spikeexp's training step by self time, per input shape (ms per
+    step, averaged over ``steps`` steps after the warm-up)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    from spikeexp.allocator import keep_freed_memory
+
+    keep_freed_memory()
+    torch.manual_seed(0)
+    model = spikeexp_model([])
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    images, labels, _ = batches(WARMUP + steps)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for x, y in zip(images[:WARMUP], labels[:WARMUP], strict=True):
+        step(x, y)
+    with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as profiler:
+        for x, y in zip(images[WARMUP:], labels[WARMUP:], strict=True):
+            step(x, y)
+    events = profiler.key_averages(group_by_input_shape=True)
+    rows = sorted(events, key=lambda event: event.self_cpu_time_total, reverse=True)[:20]
+    print("| operator | ms / step (self) | calls / step | input shapes |\n|---|---|---|---|")
+    for event in rows:
+        shapes = str(event.input_shapes)[:90]
+        ms = event.self_cpu_time_total / 1e3 / steps
+        print(f"| {event.key} | {ms:.1f} | {event.count / steps:g} | {shapes} |")
+
+
 def run_variant(name: str, steps: int, threads: int) -> dict[str, float | str]:
     library, keep, overrides = VARIANTS[name]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
@@ -165,8 +200,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=12, help="timed steps per process")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="profile spikeexp's step instead")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.profile:
+        torch.set_num_threads(args.threads)
+        profile(args.steps)
+        return
     if args.child:
         library, keep, overrides, steps = args.child
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))

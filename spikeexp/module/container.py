@@ -12,7 +12,6 @@ TIME_INVARIANT_LAYERS: tuple[type[nn.Module], ...] = (
     nn.Conv2d,
     nn.Conv3d,
     nn.Linear,
-    nn.Bilinear,
     nn.Identity,
     nn.Flatten,
     nn.Unflatten,
@@ -53,7 +52,8 @@ class Lift(nn.Module):
     current encoders return), goes through a time-invariant ``module`` (:func:`is_time_invariant`)
     once, for ``[batch, ...]``; the output is again a time-stride-0 view of that one result, and
     autograd sums its gradient over time before the layer's backward. Same values, ``T`` times
-    less work (the first convolution of a ConvNet on constant-current images, for example).
+    less work (the first convolution of a ConvNet on constant-current images, for example). Like
+    the encoder's output, such a view must not be written in place.
 
     Args:
         module: the stateless layer.
@@ -75,15 +75,11 @@ class Lift(nn.Module):
                 f"Lift expects time-first input [T, batch, ...] (got shape {tuple(x.shape)})"
             )
         steps, batch = x.shape[:2]
-        if steps > 1 and x.stride(0) == 0 and self._time_invariant:
+        if steps > 1 and x.stride(0) == 0 and is_time_invariant(self.module):
             y = self._apply_to_steps(x[0])
             return y.unsqueeze(0).expand(steps, *y.shape)
         y = self._apply_to_steps(x.reshape(steps * batch, *x.shape[2:]))
         return y.reshape(steps, batch, *y.shape[1:])
-
-    @property
-    def _time_invariant(self) -> bool:
-        return is_time_invariant(self.module)
 
     def _apply_to_steps(self, flat: torch.Tensor) -> torch.Tensor:
         if self.channels_last and flat.dim() == 4:

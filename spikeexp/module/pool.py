@@ -15,8 +15,7 @@ class FusedMaxPool2d(nn.MaxPool2d):
     Falls back to PyTorch's pooling where the kernel does not apply."""
 
     def __init__(self, kernel_size: int) -> None:
-        super().__init__(kernel_size)
-        self.size = int(kernel_size)
+        super().__init__(int(kernel_size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return max_pool2d(x, self.size)
+        return max_pool2d(x, self.kernel_size)

@@ -174,7 +174,7 @@ void lif_backward(int surrogate, int64_t steps, int64_t m, int64_t k0, int64_t k
                   T alpha, const T* u, T* g, const T* gz, int64_t gz_stride, T* gv, T* gi,
                   const T* v0, const T* j, const T* a, const T* b, const T* vl, const T* vth,
                   const T* vr, T* ga, T* gb, T* gvl, T* gvth, T* gvr) {
-#define SPIKEEXP_LIF_BACKWARD(SG)                                                            \
+#define SPIKEEXP_LIF_BACKWARD(SG)                                                             \
   lif_backward_sg<T, SG>(steps, m, k0, k1, shift, alpha, u, g, gz, gz_stride, gv, gi, v0, j, a, \
                          b, vl, vth, vr, ga, gb, gvl, gvth, gvr)
   switch (surrogate) {
@@ -323,21 +323,22 @@ void over_tiles(int64_t steps, int64_t m, int64_t period, Run run) {
   }
 }
 
-// One contiguous block of batch rows per thread: each time step then streams one contiguous
-// [rows * h] slice of every [T, batch, h] array.
+// Items [0, count) in one contiguous block per thread, run(first, end); one thread below
+// kParallelWork elements of `work`. Recurrent kernels split batch rows (each time step then
+// streams one contiguous [rows * h] slice of every [T, batch, h] array), pooling splits planes.
 template <typename Run>
-void over_rows(int64_t steps, int64_t batch, int64_t h, Run run) {
+void over_blocks(int64_t count, int64_t work, Run run) {
 #ifdef _OPENMP
-  const int64_t threads = steps * batch * h >= kParallelWork ? omp_get_max_threads() : 1;
+  const int64_t threads = work >= kParallelWork ? omp_get_max_threads() : 1;
 #else
   const int64_t threads = 1;
 #endif
-  const int64_t rows = (batch + threads - 1) / threads;
+  const int64_t per_thread = (count + threads - 1) / threads;
 #pragma omp parallel for schedule(static) if (threads > 1)
   for (int64_t block = 0; block < threads; ++block) {
-    const int64_t r0 = block * rows;
-    const int64_t r1 = r0 + rows < batch ? r0 + rows : batch;
-    if (r0 < r1) run(r0, r1);
+    const int64_t first = block * per_thread;
+    const int64_t end = first + per_thread < count ? first + per_thread : count;
+    if (first < end) run(first, end);
   }
 }
 
@@ -458,30 +459,13 @@ void max_pool_backward(int64_t p0, int64_t p1, int64_t h, int64_t w, int64_t k,
   }
 }
 
-// One contiguous block of planes per thread.
-template <typename Run>
-void over_planes(int64_t planes, int64_t plane_size, Run run) {
-#ifdef _OPENMP
-  const int64_t threads = planes * plane_size >= kParallelWork ? omp_get_max_threads() : 1;
-#else
-  const int64_t threads = 1;
-#endif
-  const int64_t per_thread = (planes + threads - 1) / threads;
-#pragma omp parallel for schedule(static) if (threads > 1)
-  for (int64_t block = 0; block < threads; ++block) {
-    const int64_t p0 = block * per_thread;
-    const int64_t p1 = p0 + per_thread < planes ? p0 + per_thread : planes;
-    if (p0 < p1) run(p0, p1);
-  }
-}
-
 }  // namespace
 
 #define SPIKEEXP_EXPORT(T, SUFFIX)                                                            \
   extern "C" void lif_forward_##SUFFIX(int64_t steps, int64_t m, int64_t period, const T* x,  \
-                                       int64_t x_stride, T* z, T* u, T* j, T* v, T* i,       \
-                                       const T* a, const T* b, const T* vl, const T* vth,    \
-                                       const T* vr) {                                        \
+                                       int64_t x_stride, T* z, T* u, T* j, T* v, T* i,        \
+                                       const T* a, const T* b, const T* vl, const T* vth,     \
+                                       const T* vr) {                                         \
     over_tiles(steps, m, period, [&](int64_t k0, int64_t k1, int64_t shift) {                 \
       lif_forward<T>(steps, m, k0, k1, shift, x, x_stride, z, u, j, v, i, a, b, vl, vth, vr); \
     });                                                                                       \
@@ -500,7 +484,7 @@ void over_planes(int64_t planes, int64_t plane_size, Run run) {
       int mode, int64_t steps, int64_t batch, int64_t h, const T* p, const T* wt,             \
       const T* z0, T* z, T* d, T* v, T* i, T* adapt, const T* a, const T* bs, const T* c,     \
       const T* vl, const T* vth, const T* vr, const T* beta) {                                \
-    over_rows(steps, batch, h, [&](int64_t r0, int64_t r1) {                                  \
+    over_blocks(batch, steps * batch * h, [&](int64_t r0, int64_t r1) {                       \
       recurrent_forward_mode<T>(mode, steps, batch, h, r0, r1, p, wt, z0, z, d, v, i, adapt,  \
                                 a, bs, c, vl, vth, vr, beta);                                 \
     });                                                                                       \
@@ -509,22 +493,22 @@ void over_planes(int64_t planes, int64_t plane_size, Run run) {
       int mode, int64_t steps, int64_t batch, int64_t h, const T* d, const T* sg,             \
       const T* w, const T* gz, int64_t gz_stride, T* g, T* gv, T* gi, T* gadapt, T* gzr,      \
       const T* a, const T* bs, const T* c, const T* beta) {                                   \
-    over_rows(steps, batch, h, [&](int64_t r0, int64_t r1) {                                  \
+    over_blocks(batch, steps * batch * h, [&](int64_t r0, int64_t r1) {                       \
       recurrent_backward_mode<T>(mode, steps, batch, h, r0, r1, d, sg, w, gz, gz_stride, g,   \
                                  gv, gi, gadapt, gzr, a, bs, c, beta);                        \
     });                                                                                       \
   }
 
 #define SPIKEEXP_EXPORT_POOL(T, SUFFIX)                                                       \
-  extern "C" void max_pool_forward_##SUFFIX(int64_t planes, int64_t h, int64_t w, int64_t k,   \
+  extern "C" void max_pool_forward_##SUFFIX(int64_t planes, int64_t h, int64_t w, int64_t k,  \
                                             const T* x, T* y, uint8_t* where) {               \
-    over_planes(planes, h * w, [&](int64_t p0, int64_t p1) {                                  \
+    over_blocks(planes, planes * h * w, [&](int64_t p0, int64_t p1) {                         \
       max_pool_forward<T>(p0, p1, h, w, k, x, y, where);                                      \
     });                                                                                       \
   }                                                                                           \
-  extern "C" void max_pool_backward_##SUFFIX(int64_t planes, int64_t h, int64_t w, int64_t k,  \
-                                             const T* gy, const uint8_t* where, T* gx) {       \
-    over_planes(planes, h * w, [&](int64_t p0, int64_t p1) {                                  \
+  extern "C" void max_pool_backward_##SUFFIX(int64_t planes, int64_t h, int64_t w, int64_t k, \
+                                             const T* gy, const uint8_t* where, T* gx) {      \
+    over_blocks(planes, planes * h * w, [&](int64_t p0, int64_t p1) {                         \
       max_pool_backward<T>(p0, p1, h, w, k, gy, where, gx);                                   \
     });                                                                                       \
   }
