@@ -1,4 +1,5 @@
-// Whole-sequence LIF / LSNN kernels and max pooling, loaded with ctypes by spikeexp/functional/fused/build.py.
+// Whole-sequence LIF / LSNN kernels and max pooling, loaded with ctypes by
+// spikeexp/functional/fused/build.py.
 //
 // Every arithmetic operation is written in the order of the reference step functions
 // (spikeexp/functional/neurons/lif.py, lsnn.py) and the file is compiled with
@@ -10,8 +11,8 @@
 // of the feed-forward LIF backward is either computed inline (the algebraic surrogates of
 // surrogate_derivative below, in the same operation order as spikeexp/functional/surrogate.py,
 // hence bit-identical) or computed in PyTorch and passed in (all others, and the recurrent
-// kernels). The exported functions at the end split the neurons
-// [k0, k1) (feed-forward) or the batch rows [r0, r1) (recurrent) across OpenMP threads.
+// kernels). The exported functions at the end split the neurons [k0, k1) (feed-forward), the
+// batch rows [r0, r1) (recurrent) or the planes (pooling) across OpenMP threads.
 
 #include <cstddef>
 #include <cstdint>
@@ -27,9 +28,10 @@ namespace {
 constexpr int64_t kBlock = 256;  // neurons per tile: the state of a tile stays in L1
 
 // Feed-forward LIF over `steps` steps of `m` neurons (z, u, j: [steps, m], row-major; input
-// row t at x + t * x_stride: x_stride m, or 0 for the same input at every step). v, i hold the initial state on entry and the final state on exit. u receives the pre-reset
-// voltage (optional: not needed without gradients), j (optional) the synaptic current after
-// the input (needed for gradients of the rate constants). Parameters of neuron k: entry k - shift.
+// row t at x + t * x_stride: x_stride m, or 0 for the same input at every step). v, i hold the
+// initial state on entry and the final state on exit. u receives the pre-reset voltage
+// (optional: not needed without gradients), j (optional) the synaptic current after the input
+// (needed for gradients of the rate constants). Parameters of neuron k: entry k - shift.
 template <typename T>
 void lif_forward(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
                  const T* __restrict__ x, int64_t x_stride,
@@ -142,8 +144,9 @@ void lif_backward_tiles(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_
     for (int64_t t = steps - 1; t >= 0; --t) {
       const int64_t row = t * m;
       lif_backward_step<T, PARAMS, GZ, SG>(
-          start, end, shift, alpha, u + row, t > 0 ? u + row - m : v0, g + row, gz + t * gz_stride, gv, gi,
-          PARAMS ? j + row : j, a, b, vl, vth, vr, ga, gb, gvl, gvth, gvr, t == 0);
+          start, end, shift, alpha, u + row, t > 0 ? u + row - m : v0, g + row,
+          gz + t * gz_stride, gv, gi, PARAMS ? j + row : j, a, b, vl, vth, vr, ga, gb, gvl, gvth,
+          gvr, t == 0);
     }
   }
 }
