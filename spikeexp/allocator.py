@@ -5,8 +5,8 @@ a fresh ``mmap`` and unmaps it on ``free``. Each 4 KiB page of a fresh mapping c
 on first use. Spiking networks hoist stateless layers over the whole sequence, so their
 activations ``[T * batch, ...]`` are often larger than 32 MiB (the Fashion ConvNet's first layer:
 8 x 64 x 32 x 24 x 24 x 4 B = 38 MB): without this setting every training step faults in
-hundreds of MB again. Measured here (``benchmarks/bench_convnet.py``, 2 threads): about 240 ->
-145 ms per training step of that network.
+hundreds of MB again. Measured here (``benchmarks/bench_convnet.py``, 2 threads): 139 -> 96 ms
+per training step of that network.
 
 :func:`keep_freed_memory` sets ``M_MMAP_MAX = 0`` (all allocations come from the heap) and a
 high ``M_TRIM_THRESHOLD`` (freed heap memory is not returned to the system). The price: the

@@ -37,12 +37,6 @@ from spikeexp.functional.unroll import (
 
 BACKENDS = ("auto", "reference", "fused", "compiled")
 FUSING = ("auto", "fused")  # backends that use a model's fused kernel where it applies
-UNFUSED = {  # backend -> (sequence, recurrent sequence) run where no fused kernel is used
-    "auto": (reference_sequence, reference_recurrent_sequence),
-    "fused": (reference_sequence, reference_recurrent_sequence),
-    "reference": (reference_sequence, reference_recurrent_sequence),
-    "compiled": (compiled_sequence, compiled_recurrent_sequence),
-}
 _RATE_MARGIN = 1e-6
 
 
@@ -205,7 +199,8 @@ class NeuronSequence(NeuronModule):
             state = self.model.initial_state(p, x[0])
         fused = self.model.fused_sequence
         use_fused = fused is not None and not self.record_states and self.backend in FUSING
-        run = fused if use_fused else UNFUSED[self.backend][0]
+        loop = compiled_sequence if self.backend == "compiled" else reference_sequence
+        run = fused if use_fused else loop
         return run(self.model, x, state, p, self.dt, self.record_states)
 
 
@@ -307,7 +302,12 @@ class NeuronRecurrent(_RecurrentWeights):
             state = self.initial_state(x[0])
         fused = self.model.fused_recurrent_sequence
         use_fused = fused is not None and not self.record_states and self.backend in FUSING
-        run = fused if use_fused else UNFUSED[self.backend][1]
+        loop = (
+            compiled_recurrent_sequence
+            if self.backend == "compiled"
+            else reference_recurrent_sequence
+        )
+        run = fused if use_fused else loop
         return run(
             self.model,
             x,
