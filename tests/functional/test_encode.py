@@ -183,7 +183,8 @@ def test_threshold_crossing_by_hand() -> None:
 def test_threshold_crossing_features_own_their_channels() -> None:
     x = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])  # [1, T=2, features=2]
     spikes = threshold_crossing_encode(x, torch.tensor([0.5]))
-    # feature 0: up at t=1; feature 1: up at t=0, down at t=1. Channels [f0 up, f0 down, f1 up, f1 down]
+    # feature 0: up at t=1; feature 1: up at t=0, down at t=1.
+    # Channels: f0 up, f0 down, f1 up, f1 down.
     assert spikes[0].tolist() == [[0, 0, 1, 0], [1, 0, 0, 1]]
 
 
