@@ -14,6 +14,7 @@ int64)``, batch-first like every task; ``encoder=none`` hands the network the ti
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -89,7 +90,9 @@ class EventDataModule(TensorDataModule):
         for name, value in (("bin_width", bin_width), ("duration", duration)):
             valid = isinstance(value, int | float) and not isinstance(value, bool)
             if not valid or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"data.{name} must be a positive number of seconds (got {value!r})")
+                raise ValueError(
+                    f"data.{name} must be a positive number of seconds (got {value!r})"
+                )
         if bin_width > duration:
             raise ValueError(
                 f"data.bin_width must be <= data.duration (got {bin_width} s > {duration} s)"

@@ -113,9 +113,7 @@ def _check_contents(
                 f"{path}: spikes/times of recording {index} must be floats in seconds "
                 f"(got {sample_times.dtype})"
             )
-        if sample_times.size and not (
-            np.isfinite(sample_times).all() and sample_times.min() >= 0
-        ):
+        if sample_times.size and not (np.isfinite(sample_times).all() and sample_times.min() >= 0):
             raise ValueError(
                 f"{path}: recording {index} has a negative or non-finite spike time "
                 "(times are seconds from the start of the recording)"

@@ -203,10 +203,10 @@ def test_malformed_shd_file_is_one_line_naming_it(tmp_path: Path, problem, messa
 
 
 def test_missing_and_gzipped_shd_files(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="SHD file shd_train.h5 not found: looked in .*data.root="):
+    with pytest.raises(ValueError, match=r"file shd_train\.h5 not found: looked in .*data\.root="):
         SpikingAudioDataModule(root=str(tmp_path)).setup()
     (tmp_path / "shd_train.h5.gz").write_bytes(b"")
-    with pytest.raises(ValueError, match="still gzipped .*gunzip"):
+    with pytest.raises(ValueError, match=r"still gzipped .*gunzip"):
         SpikingAudioDataModule(root=str(tmp_path)).setup()
 
 
@@ -295,7 +295,7 @@ def test_missing_nmnist_folders(tmp_path: Path) -> None:
         NMNISTDataModule(root=str(tmp_path)).setup()
     (tmp_path / "Train").mkdir()
     (tmp_path / "Test").mkdir()
-    with pytest.raises(ValueError, match="Train holds no <digit>/<id>.bin files"):
+    with pytest.raises(ValueError, match=r"Train holds no <digit>/<id>\.bin files"):
         NMNISTDataModule(root=str(tmp_path)).setup()
 
 
