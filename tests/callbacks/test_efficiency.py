@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from types import SimpleNamespace
 
 import pytest
@@ -11,12 +12,33 @@ from hydra.core.hydra_config import HydraConfig
 from torch import nn
 
 from spikeexp.callbacks.efficiency import EfficiencyReport, connection_ops, is_spiking
-from spikeexp.experiment import build_experiment, build_trainer
-from spikeexp.network import build_network
+from spikeexp.engine.experiment import build_experiment, build_trainer
+from spikeexp.module import LI, LIF, LIFRecurrent, Lift
+from spikeexp.module.network import SpikingNetwork
 from tests.helpers import compose_like_cli
 
-LIF = {"model": "lif", "dt": 1e-3, "v_th": 0.1}
-LI = {"model": "li", "dt": 1e-3}
+
+
+def mlp(inputs: int, hidden: list[int], outputs: int) -> SpikingNetwork:
+    """fc1 hidden1 ... fc_out readout, as the mlp topology names them."""
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    size = inputs
+    for index, width in enumerate(hidden, start=1):
+        layers[f"fc{index}"] = Lift(nn.Linear(size, width))
+        layers[f"hidden{index}"] = LIF(v_th=0.1)
+        size = width
+    layers["fc_out"] = Lift(nn.Linear(size, outputs))
+    layers["readout"] = LI()
+    return SpikingNetwork(layers, [f"hidden{k}" for k in range(1, len(hidden) + 1)])
+
+
+def recurrent_network(inputs: int, hidden: int, outputs: int) -> SpikingNetwork:
+    layers = OrderedDict(
+        hidden1=LIFRecurrent(inputs, hidden, v_th=0.1),
+        fc_out=Lift(nn.Linear(hidden, outputs)),
+        readout=LI(),
+    )
+    return SpikingNetwork(layers, ["hidden1"])
 
 
 def test_linear_ops_by_hand() -> None:
@@ -68,7 +90,7 @@ def run_report(network: nn.Module, inputs: list[torch.Tensor]) -> dict[str, floa
 
 def test_mlp_report(monkeypatch) -> None:
     torch.manual_seed(0)
-    network = build_network({"type": "mlp", "hidden": [5]}, LIF, LI, (4,), 3)
+    network = mlp(4, [5], 3)
     fc1 = network.layers.fc1.module
     fc1.weight.data[0] = 0.0  # hidden neuron 0 gets no input: 4 zero weights
     spikes = (torch.rand(6, 2, 4) < 0.5).float()
@@ -100,7 +122,7 @@ def test_mlp_report(monkeypatch) -> None:
 
 def test_recurrent_layer_counts_input_and_recurrent_synapses() -> None:
     torch.manual_seed(1)
-    network = build_network({"type": "recurrent", "hidden": [6]}, LIF, LI, (3,), 2)
+    network = recurrent_network(3, 6, 2)
     layer = network.layers.hidden1
     x = (torch.rand(5, 4, 3) < 0.6).float()
     values = run_report(network, [x])
@@ -118,7 +140,7 @@ def test_recurrent_layer_counts_input_and_recurrent_synapses() -> None:
 
 def test_constant_input_counts_every_step() -> None:
     """A time-stride-0 input (constant-current encoders) counts T times, like T distinct steps."""
-    network = build_network({"type": "mlp", "hidden": [4]}, LIF, LI, (3,), 2)
+    network = mlp(3, [4], 2)
     x = torch.rand(2, 3)
     constant = run_report(network, [x.unsqueeze(0).expand(7, 2, 3)])
     repeated = run_report(network, [x.unsqueeze(0).repeat(7, 1, 1)])
@@ -141,7 +163,7 @@ def test_every_run_reports_efficiency(tmp_path) -> None:
     )
     try:
         run = build_experiment(config)
-        trainer = build_trainer(config)
+        trainer = build_trainer(run.spec)
         trainer.fit(run.module, datamodule=run.datamodule)
         results = trainer.test(run.module, datamodule=run.datamodule, verbose=False)[0]
     finally:
@@ -164,7 +186,7 @@ def test_same_numbers_as_neurobench() -> None:
     static = pytest.importorskip("neurobench.metrics.static")
     macs = pytest.importorskip("neurobench.metrics.utils.layers.macs")
     torch.manual_seed(2)
-    network = build_network({"type": "mlp", "hidden": [8, 6]}, LIF, LI, (5,), 3)
+    network = mlp(5, [8, 6], 3)
     network.layers.fc2.module.weight.data[:, :3] = 0.0
     inputs = {}
     for name in ("fc1", "fc2", "fc_out"):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
 
-from spikeexp.experiment import build_experiment, build_trainer
+from spikeexp.engine.experiment import build_experiment, build_trainer
 from spikeexp.tasks.events import bin_events, num_bins
 from spikeexp.tasks.nmnist import NMNISTDataModule
 from spikeexp.tasks.shd import SpikingAudioDataModule
@@ -334,7 +334,7 @@ def test_experiments_train_a_few_steps(tmp_path: Path, experiment, writer, overr
     try:
         run = build_experiment(config)
         before = [p.detach().clone() for p in run.module.parameters()]
-        trainer = build_trainer(config)
+        trainer = build_trainer(run.spec)
         trainer.fit(run.module, datamodule=run.datamodule)
         results = trainer.test(run.module, datamodule=run.datamodule, verbose=False)[0]
     finally:

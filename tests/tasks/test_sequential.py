@@ -10,7 +10,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch import seed_everything
 
-from spikeexp.experiment import build_experiment, build_trainer
+from spikeexp.engine.experiment import build_experiment, build_trainer
 from spikeexp.functional.encode import threshold_crossing_encode, uniform_thresholds
 from spikeexp.tasks.sequential import (
     SequentialDigitsDataModule,
@@ -142,7 +142,7 @@ def test_smnist_experiments_train_on_synthetic_mnist(
         hidden = run.module.network.layers.get_submodule("hidden1")
         assert (hidden.input_size, hidden.hidden_size) == (80, 16)
         before = {k: v.clone() for k, v in run.module.state_dict().items()}
-        trainer = build_trainer(config)
+        trainer = build_trainer(run.spec)
         trainer.fit(run.module, datamodule=run.datamodule)
         results = trainer.test(run.module, datamodule=run.datamodule)[0]
     finally:
@@ -174,7 +174,7 @@ def test_sequential_digits_learns_row_by_row(tmp_path: Path) -> None:
     try:
         seed_everything(0)
         run = build_experiment(config)
-        trainer = build_trainer(config)
+        trainer = build_trainer(run.spec)
         trainer.fit(run.module, datamodule=run.datamodule)
         results = trainer.test(run.module, datamodule=run.datamodule)[0]
     finally:
