@@ -18,7 +18,6 @@ from spikeexp.module.network import SpikingNetwork
 from tests.helpers import compose_like_cli
 
 
-
 def mlp(inputs: int, hidden: list[int], outputs: int) -> SpikingNetwork:
     """fc1 hidden1 ... fc_out readout, as the mlp topology names them."""
     layers: OrderedDict[str, nn.Module] = OrderedDict()
