@@ -11,7 +11,9 @@ Markdown, so before rendering this extension rewrites
 - ``:class:`a.b.C``` (also ``~a.b.C``, ``Title <a.b.C>``) into an optional autorefs link: a
   link where the target is documented on the site, plain code where it is not,
 - a simple table (rows framed by ``====  ====`` rules) into a Markdown table,
-- a paragraph ending in ``::`` (a literal block follows) into one ending in ``:``.
+- a paragraph ending in ``::`` (a literal block follows) into one ending in ``:``,
+- a grouped entry ``a, b: description`` of an ``Args:`` section (its names may wrap onto the
+  next line) into one entry per name with the same description.
 
 Loaded by mkdocstrings through ``extensions:`` in mkdocs.yml.
 """
@@ -28,6 +30,8 @@ _MATH_ROLE = re.compile(r":math:`([^`]+)`")
 _MATH_DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<rest>.*)$")
 _TABLE_RULE = re.compile(r"^(?P<indent>[ \t]*)=+(?: +=+)+[ \t]*$")
 _LITERAL_MARKER = re.compile(r"(?<![:.])::[ \t]*$")
+_ARGS_SECTION = re.compile(r"^(?P<indent>[ \t]*)(?:Args|Arguments|Parameters|Attributes):[ \t]*$")
+_GROUPED_ENTRY = re.compile(r"^(?P<names>[\w*]+(?:\s*,\s*[\w*]+)+)\s*:\s*(?P<text>.*)$", re.S)
 
 
 def _math_block(lines: list[str], indent: str) -> list[str]:
@@ -131,6 +135,42 @@ def _convert_simple_tables(text: str) -> str:
     return "\n".join(out)
 
 
+def _indent_of(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _split_grouped_entries(text: str) -> str:
+    """``a, b: text`` in an ``Args:`` section becomes ``a: text`` and ``b: text``."""
+    lines = text.splitlines()
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        section = _ARGS_SECTION.match(lines[index])
+        out.append(lines[index])
+        index += 1
+        if not section:
+            continue
+        base = len(section["indent"])
+        while index < len(lines) and (not lines[index].strip() or _indent_of(lines[index]) > base):
+            entry = [lines[index]]
+            index += 1
+            while (
+                index < len(lines)
+                and lines[index].strip()
+                and (_indent_of(lines[index]) > _indent_of(entry[0]))
+            ):
+                entry.append(lines[index])
+                index += 1
+            grouped = _GROUPED_ENTRY.match(" ".join(line.strip() for line in entry))
+            if not entry[0].strip() or not grouped:
+                out.extend(entry)
+                continue
+            indent = entry[0][: _indent_of(entry[0])]
+            for name in re.split(r"\s*,\s*", grouped["names"]):
+                out.append(f"{indent}{name}: {grouped['text']}")
+    return "\n".join(out)
+
+
 def _role_link(match: re.Match[str], module: str, scope: str) -> str:
     target = match[2].strip()
     title = None
@@ -155,6 +195,7 @@ def rst_to_markdown(text: str, module: str = "", scope: str = "") -> str:
     ``module`` and ``scope`` (dotted paths of the docstring's module and of its object) qualify
     bare names in cross-reference roles.
     """
+    text = _split_grouped_entries(text)
     text = _convert_simple_tables(text)
     text = _convert_math_directives(text)
     text = "\n".join(_LITERAL_MARKER.sub(":", line) for line in text.splitlines())
