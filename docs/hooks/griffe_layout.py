@@ -1,11 +1,8 @@
 """Griffe extension: read spikeexp's package layout as it is installed.
 
-- ``tasks/`` installs as ``spikeexp.tasks`` (``[tool.setuptools.package-dir]`` in
-  pyproject.toml); static analysis of ``spikeexp/`` does not see it, so it is loaded from the
-  repository root and attached to the ``spikeexp`` package as ``spikeexp.tasks``.
-- ``__all__`` entries such as ``*NEURON_MODULES`` name objects generated at import time, which
-  static analysis cannot list; they are dropped from the exports (the generic classes they are
-  built from are documented).
+``tasks/`` installs as ``spikeexp.tasks`` (``[tool.setuptools.package-dir]`` in pyproject.toml);
+static analysis of ``spikeexp/`` does not see it, so it is loaded from the repository root and
+attached to the ``spikeexp`` package as ``spikeexp.tasks``.
 
 Loaded by mkdocstrings through ``extensions:`` in mkdocs.yml (run mkdocs from the repository
 root).
@@ -19,15 +16,7 @@ import griffe
 
 
 class PackageLayout(griffe.Extension):
-    """Attaches ``tasks`` as ``spikeexp.tasks`` and drops unreadable ``__all__`` entries."""
-
-    def on_module_members(self, *, mod: griffe.Module, **kwargs: Any) -> None:
-        if mod.path.startswith("spikeexp") and mod.exports is not None:
-            mod.exports = [
-                export
-                for export in mod.exports
-                if isinstance(export, str) or str(export).endswith("__all__")
-            ]
+    """Attaches ``tasks`` as ``spikeexp.tasks``."""
 
     def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader, **kwargs: Any) -> None:
         if pkg.path == "spikeexp" and "tasks" not in pkg.members:
