@@ -7,6 +7,7 @@ build.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -98,3 +99,45 @@ def test_link_check_finds_broken_links(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert broken_links(page) == ["missing.md", "pictures/none.png", "also-missing.md"]
+
+
+def _rst_hook():
+    """docs/hooks/rst_docstrings.py (needs Griffe, from the `docs` extra)."""
+    pytest.importorskip("griffe")
+    spec = importlib.util.spec_from_file_location(
+        "rst_docstrings", DOCS / "hooks" / "rst_docstrings.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_docstring_math_roles_and_tables_become_markdown() -> None:
+    convert = _rst_hook().rst_to_markdown
+    text = (
+        "Step :math:`v_t`, see :func:`lif_step` and :class:`~a.b.C`:\n"
+        "\n"
+        ".. math::\n"
+        "    v &= a \\\\\n"
+        "    z &= b\n"
+        "\n"
+        "=====  ============\n"
+        "name   value\n"
+        "=====  ============\n"
+        "abs    :math:`|x|`\n"
+        "=====  ============\n"
+    )
+    markdown = convert(text, module="m", scope="m")
+    assert "Step $v_t$" in markdown
+    assert '<autoref identifier="m.lif_step" optional><code>lif_step()</code></autoref>' in markdown
+    assert '<autoref identifier="a.b.C" optional><code>C</code></autoref>' in markdown
+    assert "$$\n\\begin{aligned}\nv &= a \\\\\nz &= b\n\\end{aligned}\n$$" in markdown
+    assert "| name | value |\n|---|---|\n| abs | $\\vert x\\vert$ |" in markdown
+
+
+def test_grouped_args_become_one_entry_per_name() -> None:
+    convert = _rst_hook().rst_to_markdown
+    text = "Args:\n    low, high: the range,\n        inclusive.\n    seed: a seed.\n"
+    assert convert(text) == (
+        "Args:\n    low: the range, inclusive.\n    high: the range, inclusive.\n    seed: a seed."
+    )

@@ -1,6 +1,6 @@
 """Griffe extension: render the reST parts of spikeexp's docstrings on the documentation site.
 
-The docstrings use Google-style sections with two reST constructs inside: math
+The docstrings use Google-style sections with reST inside: math
 (``.. math::`` blocks and ``:math:`...``` roles) and cross-reference roles (``:class:``,
 ``:func:``, ``:mod:``, ``:meth:``, ``:attr:``, ``:data:``). mkdocstrings renders docstrings as
 Markdown, so before rendering this extension rewrites
