@@ -72,11 +72,11 @@ def read_events(path: Path) -> dict[str, np.ndarray]:
 class NMNISTDataModule(EventDataModule):
     """N-MNIST binned to frames ``[T, 2, 34, 34]`` (module docstring).
 
+    The other keyword arguments are those of :class:`~spikeexp.tasks.events.EventDataModule`.
+
     Args:
         root: folder holding ``Train`` and ``Test`` (or ``NMNIST/Train`` ...); ``None``:
             ``$SPIKEEXP_DATA`` or ``./data``.
-        bin_width, duration, binary, batch_size, num_workers, val_fraction, seed: see
-            :class:`~spikeexp.tasks.events.EventDataModule`.
     """
 
     sample_shape: ClassVar[tuple[int, ...]] = (2, SENSOR, SENSOR)

@@ -153,10 +153,10 @@ class SequentialDigitsDataModule(SequentialImageDataModule):
 
     Splits as :class:`~spikeexp.tasks.digits.DigitsDataModule` (seeded ``test_fraction``).
 
+    The other keyword arguments are those of :class:`SequentialImageDataModule`.
+
     Args:
         test_fraction: fraction of all images held out as the test set, in (0, 1).
-        order, encoding, thresholds, permute, permutation_seed, batch_size, num_workers,
-            val_fraction, seed: see :class:`SequentialImageDataModule`.
     """
 
     image_shape = DigitsDataModule.input_shape
@@ -178,11 +178,11 @@ class SequentialMNISTDataModule(SequentialImageDataModule):
     (:mod:`spikeexp.tasks.mnist`: ``root``, ``$SPIKEEXP_DATA``, ``./data``, Debian's Fashion-MNIST
     package).
 
+    The other keyword arguments are those of :class:`SequentialImageDataModule`.
+
     Args:
         dataset: ``mnist`` or ``fashion_mnist``.
         root: folder with the IDX files (``None``: the default places).
-        order, encoding, thresholds, permute, permutation_seed, batch_size, num_workers,
-            val_fraction, seed: see :class:`SequentialImageDataModule`.
     """
 
     image_shape = MNISTDataModule.input_shape

@@ -123,13 +123,13 @@ def _check_contents(
 class SpikingAudioDataModule(EventDataModule):
     """SHD or SSC (``dataset``) binned to ``[T, 700]`` spike counts per sample.
 
+    The other keyword arguments are those of :class:`~spikeexp.tasks.events.EventDataModule`
+    (``val_fraction`` only matters for SHD, which has no validation file).
+
     Args:
         dataset: ``shd`` or ``ssc``.
         root: folder with the HDF5 files (module docstring); ``None``: ``$SPIKEEXP_DATA`` or
             ``./data``.
-        bin_width, duration, binary, batch_size, num_workers, val_fraction, seed: see
-            :class:`~spikeexp.tasks.events.EventDataModule` (``val_fraction`` only for SHD,
-            which has no validation file).
     """
 
     sample_shape: ClassVar[tuple[int, ...]] = (CHANNELS,)
