@@ -85,6 +85,26 @@ def test_default_experiment_learns_in_two_epochs(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_default_experiment_reaches_97_percent(tmp_path: Path, seed: int) -> None:
+    """The full default recipe, one torch thread, seeds 0-4: each >= 97 % on its test split."""
+    config = compose_like_cli(
+        [
+            f"paths.output_dir={tmp_path}",
+            f"seed={seed}",
+            "torch_threads=1",
+            "logger=none",
+            "callbacks=minimal",
+        ]
+    )
+    try:
+        metrics = train(config)
+    finally:
+        HydraConfig.instance().cfg = None
+    assert metrics["test/acc"] >= 0.97  # 0.9805 0.9833 0.9833 0.9833 0.9749
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist")
 def test_fashion_mnist_conv_reaches_90_percent(tmp_path: Path) -> None:
     config = compose_like_cli([f"paths.output_dir={tmp_path}", "experiment=fashion_mnist_conv"])
