@@ -64,6 +64,7 @@ EFFICIENCY_COLUMNS = (
     ("connection_sparsity", "conn. sparsity"),
 )
 RATIOS = ("activation_sparsity", "connection_sparsity")
+EFFICIENCY_WIDTH = 150
 
 
 def efficiency_table(metrics: Mapping[str, float]) -> Table | None:
@@ -99,8 +100,8 @@ def print_summary(metrics: Mapping[str, float], output_dir: Path, best: str | No
     console = Console()
     console.print(table)
     efficiency = efficiency_table(metrics)
-    if efficiency is not None:
-        console.print(efficiency)
+    if efficiency is not None:  # wide: never shortened to fit an 80-column log file
+        Console(width=max(console.width, EFFICIENCY_WIDTH)).print(efficiency)
     console.print(f"outputs: {output_dir}")
     if best:
         console.print(f"best checkpoint: {best}")
