@@ -66,17 +66,25 @@ def is_spiking(x: torch.Tensor) -> bool:
     return bool(((x == 0) | (x == 1) | (x == -1)).all())
 
 
+def matrix_ops(weight: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
+    r"""``(effective, dense)`` products of ``x @ weight.T`` for ``weight`` ``[out, in]`` and
+    ``x`` ``[..., in]``: :math:`\sum [x_j \ne 0] [w_{ij} \ne 0]` and all ``out * in`` products
+    per input row."""
+    weight = weight.detach()
+    active = (x.detach() != 0).to(weight.dtype)
+    per_input = (weight != 0).to(weight.dtype).sum(dim=0)  # nonzero weights of each input
+    effective = float((active.reshape(-1, active.shape[-1]) @ per_input).sum())
+    return effective, float(active.shape[:-1].numel()) * weight.numel()
+
+
 def connection_ops(layer: nn.Module, x: torch.Tensor) -> tuple[float, float]:
     r"""``(effective, dense)`` products of ``layer`` (Linear or Conv) applied to ``x``
     ``[N, ...]``: the layer evaluated on the nonzero patterns (:math:`[x \ne 0]`,
     :math:`[w \ne 0]`, no bias) and on all ones, summed over its outputs."""
     weight = layer.weight.detach()
-    active = (x.detach() != 0).to(weight.dtype)
     if isinstance(layer, nn.Linear):
-        per_input = (weight != 0).to(weight.dtype).sum(dim=0)  # [in]
-        effective = float((active.reshape(-1, active.shape[-1]) @ per_input).sum())
-        dense = float(active.shape[:-1].numel()) * weight.numel()
-        return effective, dense
+        return matrix_ops(weight, x)
+    active = (x.detach() != 0).to(weight.dtype)
     convolve = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}[type(layer)]
     options = {
         "stride": layer.stride,
@@ -184,9 +192,7 @@ class EfficiencyReport(Callback):
                 (x, module.input_weights),
                 (previous, module.effective_recurrent_weights()),
             ):
-                linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
-                linear.weight = nn.Parameter(weight.detach(), requires_grad=False)
-                effective, dense = connection_ops(linear, inputs)
+                effective, dense = matrix_ops(weight, inputs)
                 self._add(layer, "synops_ac" if is_spiking(inputs) else "synops_mac", effective)
                 self._add(layer, "synops_dense", dense)
         if layer in self._spiking:
