@@ -1,8 +1,12 @@
-"""Classification of whole sequences: decoder logits, cross-entropy, accuracy.
+r"""Classification of whole sequences: decoder logits, cross-entropy, accuracy.
 
 The decoder (``decoder=li_max`` ...) maps the readout ``[T, batch, classes]`` to logits
 ``[batch, classes]``; the loss is the cross-entropy of the logits with the labels, the metric the
-top-1 accuracy (``<stage>/acc``).
+top-1 accuracy (``<stage>/acc``). With label smoothing :math:`\varepsilon`
+(``task.label_smoothing``) the training target of a sample of class :math:`y` among :math:`K`
+classes is
+:math:`(1 - \varepsilon)\, \mathbb{1}[k = y] + \varepsilon / K` (Szegedy et al. 2016); validation
+and test losses stay the plain cross-entropy, comparable between runs.
 """
 
 from __future__ import annotations
@@ -27,11 +31,21 @@ class ClassificationTask(Task):
     Args:
         datamodule: data with ``input_shape`` and ``num_classes``.
         decoder: readout sequence -> logits (:mod:`spikeexp.module.decode`).
+        label_smoothing: :math:`\varepsilon` in [0, 1) of the training loss (0: none).
     """
 
-    def __init__(self, datamodule: LightningDataModule, decoder: Decoder) -> None:
+    def __init__(
+        self, datamodule: LightningDataModule, decoder: Decoder, label_smoothing: float = 0.0
+    ) -> None:
         super().__init__(datamodule)
+        if (
+            isinstance(label_smoothing, bool)
+            or not isinstance(label_smoothing, int | float)
+            or not 0.0 <= label_smoothing < 1.0
+        ):
+            raise ValueError(f"label_smoothing must be in [0, 1) (got {label_smoothing!r})")
         self.decoder = decoder
+        self.label_smoothing = float(label_smoothing)
         self.readout_spiking = decoder.reads == "spikes"
         self.accuracy = nn.ModuleDict(
             {
@@ -47,4 +61,6 @@ class ClassificationTask(Task):
         target = batch[1]
         accuracy = self.accuracy[f"{stage}_acc"]
         accuracy.update(logits.detach(), target)
-        return TaskOutput(loss=F.cross_entropy(logits, target), metrics={"acc": accuracy})
+        smoothing = self.label_smoothing if stage == "train" else 0.0
+        loss = F.cross_entropy(logits, target, label_smoothing=smoothing)
+        return TaskOutput(loss=loss, metrics={"acc": accuracy})
