@@ -9,7 +9,6 @@ reference loops instead.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import os
 from typing import Any
@@ -49,12 +48,8 @@ def kernels_available(device_type: str) -> bool:
         return kernels() is not None
     if device_type == "cuda":
         enabled = os.environ.get("SPIKEEXP_FUSED_KERNELS", "1") != "0"
-        return enabled and triton_importable() and _module_exists("spikeexp.functional.fused.gpu")
+        return enabled and triton_importable()
     return False
-
-
-def _module_exists(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
 
 
 def kernel_applies(x: torch.Tensor, tensors: list[Any]) -> bool:
