@@ -83,7 +83,7 @@ def test_other_inputs_use_torch_pooling() -> None:
 
 
 def test_module_matches_nn_max_pool2d_and_the_network_uses_it() -> None:
-    from spikeexp.network import build_network
+    from spikeexp.engine import network_from_config
 
     x = (torch.rand(3, 2, 9, 9) < 0.3).float()
     assert torch.equal(FusedMaxPool2d(3)(x), nn.MaxPool2d(3)(x))
@@ -91,5 +91,5 @@ def test_module_matches_nn_max_pool2d_and_the_network_uses_it() -> None:
     readout = {"model": "li"}
     neuron = {"model": "lif"}
     for backend, expected in (("auto", FusedMaxPool2d), ("reference", nn.MaxPool2d)):
-        network = build_network(topology, neuron, readout, (1, 10, 10), 10, backend=backend)
+        network = network_from_config(topology, neuron, readout, (1, 10, 10), 10, backend=backend)
         assert type(network.layers.pool1.module) is expected
