@@ -104,11 +104,11 @@ def test_benchmark_layer_bit_for_bit() -> None:
 
 
 def test_compiled_network_on_cuda() -> None:
-    from spikeexp.network import build_network
+    from spikeexp.engine import network_from_config
 
     torch.manual_seed(0)
     topology = {"type": "conv", "channels": [4], "hidden": [16], "kernel_size": 3, "pool": 2}
-    network = build_network(topology, {"model": "lif"}, {"model": "li"}, (1, 8, 8), 3).cuda()
+    network = network_from_config(topology, {"model": "lif"}, {"model": "li"}, (1, 8, 8), 3).cuda()
     x = torch.rand(8, 4, 1, 8, 8, device="cuda") * 4
     out, _ = torch.compile(network, fullgraph=True)(x)
     out_ref, _ = network(x)

@@ -257,3 +257,78 @@ def test_kernels_compile_for_the_gpu_without_spills() -> None:
 def test_every_kernel_specialisation_compiles_without_spills(arch: str) -> None:
     output = _compile("--all", "--arch", arch)
     assert f"for sm_{arch}; spilling: 0" in output
+
+
+@pytest.mark.parametrize("path", ["persistent", "per_step"])
+def test_recurrent_products_ignore_autocast(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``bf16-mixed`` autocast the per-step recurrent products (and the weight gradient)
+    stay in the float32 state: the same results as without autocast."""
+    if path == "per_step":
+        monkeypatch.setattr(gpu, "PERSISTENT_MAX_HIDDEN", 4)
+    results = []
+    for enabled in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+            results.append(_bfloat16_recurrent_run())
+    for plain, autocast in zip(*results, strict=True):
+        assert torch.equal(plain, autocast)
+
+
+def _bfloat16_recurrent_run() -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(4)
+    projected = (torch.randn(12, 3, 11, generator=generator) * 3).bfloat16().requires_grad_()
+    w_rec = (torch.randn(11, 11, generator=generator) * 0.6).requires_grad_()
+    state = [torch.zeros(3, 11) for _ in range(3)]
+    params = [torch.full((3, 11), value) for value in (0.1, 0.2, 0.0, 0.0, 1.0, 0.0, 0.0)]
+    z, *_ = ops.recurrent_sequence(projected, w_rec, *state, None, *params, 0, "super", 20.0)
+    grads = torch.autograd.grad(z.float().sum(), [projected, w_rec])
+    return [z, *grads]
+
+
+def test_nan_guard_stops_a_diverging_run(tmp_path: Path) -> None:
+    """A run whose input turns infinite: the kernels carry the NaN into the gradients (the
+    spikes, 0 or 1, stay finite) exactly as the step loop does, and the guard stops training at
+    that step, before the weights change."""
+    import lightning.pytorch as pl
+
+    import spikeexp as snn
+    from spikeexp.callbacks.reliability import NonFiniteGuard, NonFiniteLossError
+
+    class Diverging(pl.LightningModule):
+        def __init__(self, backend: str) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(6, 12)
+            self.lif = snn.LIF(backend=backend)
+            self.readout = snn.LI(backend=backend)
+            self.out = torch.nn.Linear(12, 2)
+
+        def training_step(self, batch: list[torch.Tensor], index: int) -> torch.Tensor:
+            (x,) = batch
+            if index == 3:
+                x = x * torch.inf
+            current = self.fc(x).unsqueeze(0).expand(8, -1, -1)
+            spikes, _ = self.lif(current * 5.0)
+            voltages, _ = self.readout(self.out(spikes))
+            return voltages.max(0).values.pow(2).mean()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    messages = []
+    for backend in ("fused", "reference"):
+        torch.manual_seed(0)
+        data = torch.utils.data.TensorDataset(torch.rand(24, 6))
+        model = Diverging(backend)
+        trainer = pl.Trainer(
+            max_epochs=1,
+            callbacks=[NonFiniteGuard()],
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+            default_root_dir=tmp_path,
+        )
+        with pytest.raises(NonFiniteLossError) as stopped:
+            trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=4))
+        assert all(torch.isfinite(p).all() for p in model.parameters())
+        messages.append(str(stopped.value).split(";")[0])
+    assert messages == ["gradient of fc.weight is not finite at global step 3 (epoch 0)"] * 2

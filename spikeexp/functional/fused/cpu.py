@@ -16,6 +16,8 @@ from torch import Tensor
 from spikeexp.functional.fused.build import kernel
 from spikeexp.functional.fused.common import pointer, surrogate_of, time_rows
 
+NAME = "C++ kernels"
+"""How :class:`~spikeexp.callbacks.backends.BackendReport` names this implementation."""
 INLINE_SURROGATES = {"super": 1, "fast_sigmoid": 2, "triangle": 3, "straight_through": 4}
 """Surrogates the LIF backward kernel evaluates itself (codes of ``kernels.cpp``), bit-identical
 to :func:`~spikeexp.functional.surrogate.surrogate_derivative`."""

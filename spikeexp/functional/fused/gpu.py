@@ -27,6 +27,8 @@ from torch import Tensor
 
 from spikeexp.functional.fused.common import surrogate_of
 
+NAME = "Triton kernels"
+"""How :class:`~spikeexp.callbacks.backends.BackendReport` names this implementation."""
 SURROGATE_CODES = {
     "super": 0,
     "sigmoid": 1,
