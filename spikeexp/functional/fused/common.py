@@ -68,6 +68,18 @@ def kernel_applies(x: torch.Tensor, tensors: list[Any]) -> bool:
     return kernels_available(x.device.type)
 
 
+def feed_forward_applies(x: torch.Tensor, values: list[Any], record_states: bool) -> bool:
+    """A feed-forward sequence operator can run ``x`` with these parameter and state
+    ``values``: no recorded states, :func:`kernel_applies`, and every value broadcasts to the
+    state shape ``x.shape[1:]``."""
+    shape = x.shape[1:]
+    return (
+        not record_states
+        and kernel_applies(x, values)
+        and all(broadcasts_to(value, shape) for value in values)
+    )
+
+
 def broadcasts_to(value: Any, shape: torch.Size) -> bool:
     """``value`` (float or tensor) broadcasts to ``shape`` without enlarging it."""
     if not isinstance(value, torch.Tensor):
@@ -208,6 +220,18 @@ def time_rows(
         return (grad[0].contiguous() if like is None else laid_out_like(grad[0], like[0])), 0
     grad = grad.contiguous() if like is None else laid_out_like(grad, like)
     return grad, grad[0].numel()
+
+
+def input_stride(x: torch.Tensor) -> int:
+    """Elements between the time steps of a sequence operator's input ``x`` (0 for one step
+    repeated over time)."""
+    return 0 if x.shape[0] > 1 and x.stride(0) == 0 else x[0].numel()
+
+
+def period(parameter: torch.Tensor) -> int:
+    """Per-neuron parameter arrays repeat every ``period`` neurons (their size: the state's, or
+    one sample's when shared by the batch)."""
+    return max(parameter.numel(), 1)
 
 
 def pointer(tensor: torch.Tensor | None) -> int | None:

@@ -25,7 +25,7 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-from spikeexp.functional.fused.common import surrogate_of
+from spikeexp.functional.fused.common import input_stride, period, surrogate_of
 
 NAME = "Triton kernels"
 """How :class:`~spikeexp.callbacks.backends.BackendReport` names this implementation."""
@@ -117,14 +117,6 @@ def _method(method: str) -> int:
     return SURROGATE_CODES.get(method, GIVEN)
 
 
-def _period(a: Tensor) -> int:
-    return max(a.numel(), 1)
-
-
-def _x_stride(x: Tensor) -> int:
-    return 0 if x.shape[0] > 1 and x.stride(0) == 0 else x[0].numel()
-
-
 def _last(steps: int, row: int, grad_stride: int) -> tuple[int, int]:
     """Offsets of the last time row: of the state arrays (``row`` elements per step) and of a
     gradient with ``grad_stride`` elements per step (0: repeated over time)."""
@@ -155,7 +147,7 @@ def lif_forward(x, z, u, j, v, i, a, b, v_leak, v_th, v_reset) -> None:
     with _launching(x.device) as kernels:
         kernels.lif_forward_kernel[_grid(m, block)](
             x, z, _or(u, v), _or(j, v), v, i, a, b, v_leak, v_th, v_reset,
-            x.shape[0], m, _period(a), _x_stride(x),
+            x.shape[0], m, period(a), input_stride(x),
             SAVE_U=u.numel() > 0, SAVE_J=j.numel() > 0, BLOCK=block,
             num_warps=warps, enable_fp_fusion=False,
         )  # fmt: skip
@@ -177,7 +169,7 @@ def lif_backward(
         kernels.lif_backward_kernel[_grid(m, block)](
             u, g, gv if gz is None else gz, gv, gi, v0, _or(j, v0),
             a, b, v_leak, v_th, v_reset, *targets,
-            float(alpha), u.shape[0], m, _period(a), gz_stride, *_last(u.shape[0], m, gz_stride),
+            float(alpha), u.shape[0], m, period(a), gz_stride, *_last(u.shape[0], m, gz_stride),
             METHOD=code, HAS_GZ=gz is not None, PARAMS=params, BLOCK=block,
             num_warps=warps, enable_fp_fusion=False,
         )  # fmt: skip
@@ -190,7 +182,7 @@ def lsnn_forward(mode, x, z, u, d, v, i, adapt, a, bs, c, v_leak, v_th, v_reset,
     with _launching(x.device) as kernels:
         kernels.lsnn_forward_kernel[_grid(m, block)](
             x, z, _or(u, v), _or(d, v), v, i, adapt, a, bs, c, v_leak, v_th, v_reset, beta,
-            x.shape[0], m, _period(a), _x_stride(x),
+            x.shape[0], m, period(a), input_stride(x),
             MODE=mode, SAVE=u.numel() > 0, BLOCK=block, num_warps=warps, enable_fp_fusion=False,
         )  # fmt: skip
 
@@ -206,7 +198,7 @@ def lsnn_backward(mode, method, alpha, u, d, g, grad_z, gv, gi, gb, a, bs, c, v_
     with _launching(u.device) as kernels:
         kernels.lsnn_backward_kernel[_grid(m, block)](
             u, d, g, gv if gz is None else gz, gv, gi, gb, a, bs, c, v_reset, beta,
-            float(alpha), u.shape[0], m, _period(a), gz_stride, *_last(u.shape[0], m, gz_stride),
+            float(alpha), u.shape[0], m, period(a), gz_stride, *_last(u.shape[0], m, gz_stride),
             MODE=mode, METHOD=code, HAS_GZ=gz is not None, BLOCK=block,
             num_warps=warps, enable_fp_fusion=False,
         )  # fmt: skip
@@ -218,7 +210,7 @@ def li_forward(x, out, j, v, i, a, b, v_leak) -> None:
     block, warps = _block(m, x.device)
     with _launching(x.device) as kernels:
         kernels.li_forward_kernel[_grid(m, block)](
-            x, out, _or(j, v), v, i, a, b, v_leak, x.shape[0], m, _period(a), _x_stride(x),
+            x, out, _or(j, v), v, i, a, b, v_leak, x.shape[0], m, period(a), input_stride(x),
             SAVE_J=j.numel() > 0, BLOCK=block, num_warps=warps, enable_fp_fusion=False,
         )  # fmt: skip
 
@@ -233,7 +225,7 @@ def li_backward(grad_out, g, gv, gi, out, v0, j, a, b, v_leak, grads) -> None:
     with _launching(v0.device) as kernels:
         kernels.li_backward_kernel[_grid(m, block)](
             gv if gout is None else gout, g, gv, gi, v0 if out is None else out, v0,
-            _or(j, v0), a, b, v_leak, *targets, g.shape[0], m, _period(a), gout_stride,
+            _or(j, v0), a, b, v_leak, *targets, g.shape[0], m, period(a), gout_stride,
             *_last(g.shape[0], m, gout_stride),
             HAS_GOUT=gout is not None, PARAMS=params, BLOCK=block,
             num_warps=warps, enable_fp_fusion=False,

@@ -126,10 +126,9 @@ def _none_if_empty(tensor: Tensor) -> Tensor | None:
     return None if tensor.numel() == 0 else tensor
 
 
-def _input_grads(ctx: Any, grads: tuple[Tensor, ...], first: int) -> tuple[Tensor | None, ...]:
-    """Gradients for the inputs from ``first`` on, ``None`` where none is needed."""
-    needs = ctx.needs_input_grad[first:]
-    return tuple(g if need else None for g, need in zip(grads, needs, strict=False))
+def _input_grads(ctx: Any, grads: tuple[Tensor | None, ...]) -> tuple[Tensor | None, ...]:
+    """The gradients of the first ``len(grads)`` inputs, ``None`` where none is needed."""
+    return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad, strict=False))
 
 
 def _no_materialised_grads(ctx: Any, *saved_outputs: Tensor) -> None:
@@ -245,7 +244,7 @@ def _lif_backward(ctx, grad_z, grad_v, grad_i, _grad_u, _grad_j):
         grad_z, grad_v, grad_i, u, j, v0, *params, ctx.method, ctx.alpha, parameter_grads,
         ctx.x_dtype,
     )  # fmt: skip
-    return (*_input_grads(ctx, tuple(grads), 0), None, None, None)
+    return (*_input_grads(ctx, tuple(grads)), None, None, None)
 
 
 def _check_saved(saved: Tensor, name: str) -> None:
@@ -360,7 +359,7 @@ def _lsnn_backward(ctx, grad_z, grad_v, grad_i, grad_b, _grad_u, _grad_d):
         grad_z, grad_v, grad_i, grad_b, u, d, *params, ctx.mode, ctx.method, ctx.alpha, v0,
         ctx.x_dtype,
     )  # fmt: skip
-    return (*_input_grads(ctx, tuple(grads), 0), *([None] * 11))
+    return (*_input_grads(ctx, tuple(grads)), *([None] * 11))
 
 
 lsnn_sequence.register_autograd(_lsnn_backward, setup_context=_lsnn_setup)
@@ -451,7 +450,7 @@ def _li_backward(ctx, grad_out, grad_v, grad_i, _grad_j):
     grads = li_sequence_backward(
         grad_out, grad_v, grad_i, out, j, v0, *params, ctx.steps, ctx.x_dtype
     )
-    return (*_input_grads(ctx, tuple(grads), 0), None)
+    return (*_input_grads(ctx, tuple(grads)), None)
 
 
 li_sequence.register_autograd(_li_backward, setup_context=_li_setup)
@@ -593,7 +592,7 @@ def _recurrent_backward(ctx, grad_z, grad_z_final, grad_v, grad_i, grad_b, _grad
     )  # fmt: skip
     gp, gw, gz0, gv, gi, gb = grads
     gw = gw.to(ctx.weight_dtype) if ctx.needs_input_grad[1] else None
-    return (*_input_grads(ctx, (gp, gw, gz0, gv, gi, _none_if_empty(gb)), 0), *([None] * 10))
+    return (*_input_grads(ctx, (gp, gw, gz0, gv, gi, _none_if_empty(gb))), *([None] * 10))
 
 
 recurrent_sequence.register_autograd(_recurrent_backward, setup_context=_recurrent_setup)

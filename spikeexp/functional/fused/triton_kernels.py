@@ -91,6 +91,22 @@ def _block(m, BLOCK: tl.constexpr):
     return k, k < m
 
 
+@triton.jit
+def _integrate(current, v, i, a, b, vl):
+    """The synapse and membrane of one Euler step (``lif_step``'s first three lines):
+    (current after the input ``j``, pre-reset voltage ``u``, synaptic current after decay)."""
+    j = i + current
+    u = v + a * ((vl - v) + j)
+    return j, u, j - b * j
+
+
+@triton.jit
+def _integrate_adjoint(du, gi, a, b):
+    """Adjoint of :func:`_integrate`: the gradients of ``j`` (also the input's and the previous
+    synaptic current's) and of the previous voltage, from those of ``u`` and of the new ``i``."""
+    return (gi - b * gi) + a * du, du - a * du
+
+
 # --- LIF ---------------------------------------------------------------------------------------
 
 
@@ -117,9 +133,7 @@ def lif_forward_kernel(
     for t in range(steps):
         xs += x_stride
         following = tl.load(xs, mask=mask & (t + 1 < steps))
-        j = i + x.to(v.dtype)
-        u = v + a * ((vl - v) + j)
-        i = j - b * j
+        j, u, i = _integrate(x.to(v.dtype), v, i, a, b, vl)
         z = _spike(u - vth)
         tl.store(z_ptr + out, z.to(z_ptr.dtype.element_ty), mask=mask)
         if SAVE_U:
@@ -186,7 +200,7 @@ def lif_backward_kernel(
         )
         gd = gz * sg
         du = (1.0 - z) * gv + gd
-        dj = (gi - b * gi) + a * du
+        dj, gv_before = _integrate_adjoint(du, gi, a, b)
         tl.store(gx_ptr + at, dj.to(gx_ptr.dtype.element_ty), mask=mask)
         if PARAMS:
             z_prev = _spike(u_prev - vth)
@@ -197,7 +211,7 @@ def lif_backward_kernel(
             gvl += a * du
             gvth -= gd
             gvr += gv * z
-        gv = du - a * du
+        gv = gv_before
         gi = dj
         u = u_prev
         if HAS_GZ:
@@ -272,9 +286,7 @@ def lsnn_forward_kernel(
     for t in range(steps):
         xs += x_stride
         following = tl.load(xs, mask=mask & (t + 1 < steps))
-        j = i + x.to(v.dtype)
-        u = v + a * ((vl - v) + j)
-        i = j - bs * j
+        _, u, i = _integrate(x.to(v.dtype), v, i, a, bs, vl)
         thr = _threshold(adapt, c, vth, beta, MODE)
         d = u - thr
         z = _spike(d)
@@ -325,10 +337,9 @@ def lsnn_backward_kernel(
         )
         gd = (gz + _adapt_to_spike(gadapt, c, beta, MODE)) * sg
         du = (1.0 - z) * gv + gd
-        dj = (gi - bs * gi) + a * du
+        dj, gv = _integrate_adjoint(du, gi, a, bs)
         tl.store(gx_ptr + at, dj.to(gx_ptr.dtype.element_ty), mask=mask)
         gadapt = _adapt_before(gadapt, gd, c, beta, MODE)
-        gv = du - a * du
         gi = dj
         at -= m
         gzs -= gz_stride
@@ -360,9 +371,7 @@ def li_forward_kernel(
     for t in range(steps):
         xs += x_stride
         following = tl.load(xs, mask=mask & (t + 1 < steps))
-        j = i + x.to(v.dtype)
-        v = v + a * ((vl - v) + j)
-        i = j - b * j
+        j, v, i = _integrate(x.to(v.dtype), v, i, a, b, vl)
         tl.store(out_ptr + at, v, mask=mask)
         if SAVE_J:
             tl.store(j_ptr + at, j, mask=mask)
@@ -399,7 +408,7 @@ def li_backward_kernel(
         du = gv
         if HAS_GOUT:
             du = gv + tl.load(gouts, mask=mask).to(gv.dtype)
-        dj = (gi - b * gi) + a * du
+        dj, gv_before = _integrate_adjoint(du, gi, a, b)
         tl.store(gx_ptr + at, dj.to(gx_ptr.dtype.element_ty), mask=mask)
         if PARAMS:
             earlier = step + 1 < steps
@@ -409,7 +418,7 @@ def li_backward_kernel(
             ga += du * ((vl - v_prev) + j)
             gb -= gi * j
             gvl += a * du
-        gv = du - a * du
+        gv = gv_before
         gi = dj
         at -= m
         gouts -= gout_stride
@@ -430,9 +439,7 @@ def _recurrent_neuron_step(
 ):  # fmt: skip
     """One step of the recurrent layer's neurons on the total input ``current`` (reset
     detached in backward): (spikes, threshold distance, new v, i, adapt)."""
-    j = i + current
-    u = v + a * ((vl - v) + j)
-    i = j - bs * j
+    _, u, i = _integrate(current, v, i, a, bs, vl)
     if MODE == 0:
         d = u - vth
         z = _spike(d)
@@ -454,11 +461,10 @@ def _recurrent_neuron_backward(gz, d, sg, gv, gi, gadapt, a, bs, c, beta, MODE: 
     if MODE != 0:
         gz = gz + _adapt_to_spike(gadapt, c, beta, MODE)
     gd = gz * sg
-    du = (1.0 - z) * gv + gd
-    dj = (gi - bs * gi) + a * du
+    dj, gv = _integrate_adjoint((1.0 - z) * gv + gd, gi, a, bs)
     if MODE != 0:
         gadapt = _adapt_before(gadapt, gd, c, beta, MODE)
-    return dj, du - a * du, dj, gadapt
+    return dj, gv, dj, gadapt
 
 
 @triton.jit
