@@ -158,7 +158,7 @@ def lif_backward(
 ) -> None:
     """Backward of :func:`lif_forward` (see :func:`spikeexp.functional.fused.cpu.lif_backward`)."""
     code = _method(method)
-    if code < 0:
+    if code == GIVEN:
         surrogate_of(u, v_th, method, alpha, out=g)
     gz, gz_stride = _rows(grad_z, u)
     m = u[0].numel()
@@ -190,7 +190,7 @@ def lsnn_forward(mode, x, z, u, d, v, i, adapt, a, bs, c, v_leak, v_th, v_reset,
 def lsnn_backward(mode, method, alpha, u, d, g, grad_z, gv, gi, gb, a, bs, c, v_reset, beta):
     """Backward of :func:`lsnn_forward`."""
     code = _method(method)
-    if code < 0:
+    if code == GIVEN:
         surrogate_of(d, None, method, alpha, out=g)
     gz, gz_stride = _rows(grad_z, u)
     m = u[0].numel()
@@ -283,14 +283,16 @@ def recurrent_backward(
     w = weights.to(d.dtype).contiguous()
     gz, gz_stride = _rows(grad_z, d)
     gb = _or(gb, gv)
+    params = (a, bs, c, beta)
     if hidden > PERSISTENT_MAX_HIDDEN:
-        _recurrent_backward_steps(code, alpha, d, w, gz, gz_stride, g, gv, gi, gb, gz0, mode,
-                                  (a, bs, c, beta))  # fmt: skip
+        _recurrent_backward_steps(
+            mode, code, alpha, d, w, (gz, gz_stride), g, gv, gi, gb, gz0, params
+        )
         return
     padded, warps = _hidden_block(hidden)
     with _launching(d.device) as kernels:
         kernels.recurrent_backward_kernel[(batch,)](
-            d, w, gv if gz is None else gz, g, gv, gi, gb, gz0, a, bs, c, beta,
+            d, w, gv if gz is None else gz, g, gv, gi, gb, gz0, *params,
             float(alpha), steps, batch * hidden, hidden, gz_stride,
             *_last(steps, batch * hidden, gz_stride),
             MODE=mode, METHOD=code, HAS_GZ=gz is not None, HIDDEN=padded,
@@ -298,11 +300,11 @@ def recurrent_backward(
         )  # fmt: skip
 
 
-def _recurrent_backward_steps(
-    code, alpha, d, w, gz, gz_stride, g, gv, gi, gb, gz0, mode, params
-) -> None:
+def _recurrent_backward_steps(mode, code, alpha, d, w, rows, g, gv, gi, gb, gz0, params) -> None:
     """Per step, last first: the pointwise backward kernel, then the spikes' gradient through
-    ``W_rec`` for the step before (:math:`g_t W`, cuBLAS)."""
+    ``W_rec`` for the step before (:math:`g_t W`, cuBLAS). ``rows``: the spike gradient and its
+    time stride (:func:`_rows`)."""
+    gz, gz_stride = rows
     steps, batch, hidden = d.shape
     size = batch * hidden
     block, warps = _block(size, d.device)
