@@ -62,6 +62,8 @@ def cases(everything: bool) -> Iterator[tuple[object, str, dict[str, object], in
     for dtype, (block, warps) in itertools.product(
         ["fp32", "bf16", "fp64"], [(512, 4), (256, 4), (128, 4), (64, 2)]
     ):
+        if dtype == "fp64" and block == 512:
+            continue  # the launchers cap float64 states at 256 neurons per program
         for save_u, save_j in ((False, False), (True, False), (True, True)):
             options = dict(SAVE_U=save_u, SAVE_J=save_j, BLOCK=block)
             yield kernels.lif_forward_kernel, dtype, options, warps

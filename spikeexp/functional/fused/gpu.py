@@ -96,13 +96,15 @@ def _launching(device: torch.device) -> Iterator[ModuleType]:
             yield kernels
 
 
-def _block(m: int, device: torch.device) -> tuple[int, int]:
-    """(neurons per program, warps) for ``m`` neurons: the largest block that still gives
-    every streaming multiprocessor several programs; 64 in the interpreter."""
-    if device.type != "cuda":
+def _block(m: int, state: Tensor) -> tuple[int, int]:
+    """(neurons per program, warps) for ``m`` neurons with a state like ``state``: the largest
+    block that still gives every streaming multiprocessor several programs (at most 256 for a
+    float64 state: twice the registers per value); 64 in the interpreter."""
+    if state.device.type != "cuda":
         return 64, 1
-    processors = torch.cuda.get_device_properties(device).multi_processor_count
-    for block in (512, 256, 128):
+    processors = torch.cuda.get_device_properties(state.device).multi_processor_count
+    blocks = (256, 128) if state.dtype == torch.float64 else (512, 256, 128)
+    for block in blocks:
         if -(-m // block) >= 4 * processors:
             return block, 4
     return 64, 2
@@ -143,7 +145,7 @@ def _rows(grad: Tensor | None, like: Tensor) -> tuple[Tensor | None, int]:
 def lif_forward(x, z, u, j, v, i, a, b, v_leak, v_th, v_reset) -> None:
     """Feed-forward LIF (see :func:`spikeexp.functional.fused.cpu.lif_forward`)."""
     m = x[0].numel()
-    block, warps = _block(m, x.device)
+    block, warps = _block(m, v)
     with _launching(x.device) as kernels:
         kernels.lif_forward_kernel[_grid(m, block)](
             x, z, _or(u, v), _or(j, v), v, i, a, b, v_leak, v_th, v_reset,
@@ -162,7 +164,7 @@ def lif_backward(
         surrogate_of(u, v_th, method, alpha, out=g)
     gz, gz_stride = _rows(grad_z, u)
     m = u[0].numel()
-    block, warps = _block(m, u.device)
+    block, warps = _block(m, u)
     params = bool(grads[0].numel())
     targets = [t if params else gv for t in grads]
     with _launching(u.device) as kernels:
@@ -178,7 +180,7 @@ def lif_backward(
 def lsnn_forward(mode, x, z, u, d, v, i, adapt, a, bs, c, v_leak, v_th, v_reset, beta) -> None:
     """Feed-forward LSNN (``mode`` 1: Norse's adaptation, 2: Bellec's)."""
     m = x[0].numel()
-    block, warps = _block(m, x.device)
+    block, warps = _block(m, v)
     with _launching(x.device) as kernels:
         kernels.lsnn_forward_kernel[_grid(m, block)](
             x, z, _or(u, v), _or(d, v), v, i, adapt, a, bs, c, v_leak, v_th, v_reset, beta,
@@ -194,7 +196,7 @@ def lsnn_backward(mode, method, alpha, u, d, g, grad_z, gv, gi, gb, a, bs, c, v_
         surrogate_of(d, None, method, alpha, out=g)
     gz, gz_stride = _rows(grad_z, u)
     m = u[0].numel()
-    block, warps = _block(m, u.device)
+    block, warps = _block(m, u)
     with _launching(u.device) as kernels:
         kernels.lsnn_backward_kernel[_grid(m, block)](
             u, d, g, gv if gz is None else gz, gv, gi, gb, a, bs, c, v_reset, beta,
@@ -207,7 +209,7 @@ def lsnn_backward(mode, method, alpha, u, d, g, grad_z, gv, gi, gb, a, bs, c, v_
 def li_forward(x, out, j, v, i, a, b, v_leak) -> None:
     """Leaky integrators: voltages ``out`` (state dtype), saved ``j`` (empty: not saved)."""
     m = x[0].numel()
-    block, warps = _block(m, x.device)
+    block, warps = _block(m, v)
     with _launching(x.device) as kernels:
         kernels.li_forward_kernel[_grid(m, block)](
             x, out, _or(j, v), v, i, a, b, v_leak, x.shape[0], m, period(a), input_stride(x),
@@ -219,7 +221,7 @@ def li_backward(grad_out, g, gv, gi, out, v0, j, a, b, v_leak, grads) -> None:
     """Backward of :func:`li_forward`."""
     gout, gout_stride = _rows(grad_out, g)
     m = v0.numel()
-    block, warps = _block(m, v0.device)
+    block, warps = _block(m, v0)
     params = bool(grads[0].numel())
     targets = [t if params else gv for t in grads]
     with _launching(v0.device) as kernels:
@@ -256,7 +258,7 @@ def recurrent_forward(
             )  # fmt: skip
         return
     size = batch * hidden
-    block, warps = _block(size, v.device)
+    block, warps = _block(size, v)
     separate = z.dtype != v.dtype
     spikes = torch.empty_like(z, dtype=v.dtype) if separate else z
     previous = z0
@@ -307,7 +309,7 @@ def _recurrent_backward_steps(mode, code, alpha, d, w, rows, g, gv, gi, gb, gz0,
     gz, gz_stride = rows
     steps, batch, hidden = d.shape
     size = batch * hidden
-    block, warps = _block(size, d.device)
+    block, warps = _block(size, d)
     through = gz0.clone()
     with _launching(d.device) as kernels:
         for t in range(steps - 1, -1, -1):
