@@ -239,7 +239,7 @@ def _compile(*args: str) -> str:
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=5400,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result.stdout
