@@ -1,10 +1,11 @@
 """Compile the Triton kernels for NVIDIA GPUs without one: ``triton.compile`` down to a cubin
-(Triton's own ``ptxas``) for each kernel in the specialisations the launchers use, then read
-each cubin's resource usage (registers, spill stores) with ``cuobjdump``.
+(Triton's own ``ptxas``) for each kernel in the specialisations the launchers use, and report
+each kernel's registers and spill stores (``ptxas -v``).
 
 Run as ``python -m tests.functional.triton_compile [--all] [--arch 90]``: one line per compiled
-kernel, then ``compiled N kernels`` (exit status 1 and the error on a failure). It runs in its
-own process because a process that ran Triton's interpreter cannot compile afterwards.
+kernel, then ``compiled N kernels ...; spilling: K`` and the spilling kernels (exit status 1 and
+the error on a failure). It runs in its own process because a process that ran Triton's
+interpreter cannot compile afterwards.
 """
 
 from __future__ import annotations
@@ -70,8 +71,10 @@ def cases(everything: bool) -> Iterator[tuple[object, str, dict[str, object], in
         for method, has_gz, params in itertools.product(methods, flags, flags):
             options = dict(METHOD=method, HAS_GZ=has_gz, PARAMS=params, BLOCK=block)
             yield kernels.lif_backward_kernel, dtype, options, warps
-        for mode, save in itertools.product((1, 2), flags):
-            yield kernels.lsnn_forward_kernel, dtype, dict(MODE=mode, SAVE=save, BLOCK=block), warps
+        for mode in (1, 2):
+            for save in flags:
+                options = dict(MODE=mode, SAVE=save, BLOCK=block)
+                yield kernels.lsnn_forward_kernel, dtype, options, warps
             for method, has_gz in itertools.product(methods, flags):
                 options = dict(MODE=mode, METHOD=method, HAS_GZ=has_gz, BLOCK=block)
                 yield kernels.lsnn_backward_kernel, dtype, options, warps
@@ -121,21 +124,23 @@ def _quick_cases() -> Iterator[tuple[object, str, dict[str, object], int]]:
     yield kernels.max_pool_backward_kernel, "fp32", dict(K=3, BLOCK=1024), 4
 
 
-def resources(cubin: bytes) -> tuple[int, int]:
-    """(registers per thread, bytes of stack and local memory per thread: spills) of a cubin's
-    kernel."""
-    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as file:
-        file.write(cubin)
+def resources(ptx: str, arch: int) -> tuple[int, int]:
+    """(registers per thread, bytes of spill stores) of a kernel's PTX, from ``ptxas -v``
+    (Triton's own ``ptxas``, the target Triton compiles for)."""
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
+    target = f"sm_{arch}a" if arch >= 90 else f"sm_{arch}"
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx") as file:
+        file.write(ptx)
         file.flush()
-        text = subprocess.run(
-            [str(tool), "--dump-resource-usage", file.name],
+        result = subprocess.run(
+            [str(tool), "-v", "--gpu-name", target, file.name, "-o", "/dev/null"],
             capture_output=True,
             text=True,
             check=True,
-        ).stdout
-    registers = int(re.search(r"REG:(\d+)", text).group(1))
-    spilled = sum(int(re.search(rf"{kind}:(\d+)", text).group(1)) for kind in ("STACK", "LOCAL"))
+        )
+    text = result.stdout + result.stderr
+    registers = int(re.search(r"Used (\d+) registers", text).group(1))
+    spilled = int(re.search(r"(\d+) bytes spill stores", text).group(1))
     return registers, spilled
 
 
@@ -145,7 +150,7 @@ def main() -> int:
     parser.add_argument("--arch", type=int, default=90, help="compute capability (80, 90)")
     args = parser.parse_args()
     target = GPUTarget("cuda", args.arch, 32)
-    count = 0
+    count = largest = 0
     spilling = []
     for kernel, dtype, constexprs, warps in cases(args.all):
         source = ASTSource(
@@ -154,17 +159,19 @@ def main() -> int:
         compiled = triton.compile(
             source, target=target, options={"num_warps": warps, "enable_fp_fusion": False}
         )
-        registers, spilled = resources(compiled.asm["cubin"])
+        registers, spilled = resources(compiled.asm["ptx"], args.arch)
         name = kernel.fn.__name__
         print(
             f"{name} {dtype} {constexprs} warps={warps}: {registers} registers, {spilled} B spilled"
         )
         if spilled:
-            spilling.append(f"{name} {dtype} {constexprs}")
+            spilling.append(f"{name} {dtype} {constexprs}: {spilled} B")
+        largest = max(largest, spilled)
         count += 1
     print(f"compiled {count} kernels for sm_{args.arch}; spilling: {len(spilling)}")
     for line in spilling:
         print(f"spills: {line}")
+    print(f"largest spill: {largest} B")
     return 0
 
 
