@@ -65,6 +65,7 @@ SAFE_OVERRIDES: dict[str, Callable[[Any, Any], str | None]] = {
     "trainer.enable_progress_bar": _anything,
     "data.num_workers": _anything,
     "test": _anything,
+    "test_checkpoint": _anything,
     "hydra.verbose": _anything,
 }
 """Overrides allowed next to ``resume=``, each with its check against the saved value."""

@@ -1,4 +1,4 @@
-"""``spikeexp-train``: compose a config with Hydra, train, test the best checkpoint.
+"""``spikeexp-train``: compose a config with Hydra, train, test the best (or last) checkpoint.
 
     spikeexp-train                                   # the default digits experiment
     spikeexp-train neuron=lsnn optimizer.lr=1e-2 trainer.max_epochs=3
@@ -55,11 +55,11 @@ def set_context_from_hydra() -> None:
 
 
 def train(config: DictConfig) -> dict[str, float]:
-    """Validate, seed, build, fit, test the best checkpoint; return the final metrics.
+    """Validate, seed, build, fit, test the best (or last) checkpoint; return the final metrics.
 
-    The metrics are the last logged epoch values, ``test/*`` from the best checkpoint, and
-    ``optimized_metric`` set to the best score seen by the checkpoint callback when it monitors
-    that metric.
+    The metrics are the last logged epoch values, ``test/*`` of the weights ``test_checkpoint``
+    names (the best checkpoint, or the weights at the end of training), and ``optimized_metric``
+    set to the best score seen by the checkpoint callback when it monitors that metric.
     """
     set_context_from_hydra()
     spec = validate_config(guard_ddp_relaunch(plain(config), is_multirun()))
@@ -86,8 +86,10 @@ def train(config: DictConfig) -> dict[str, float]:
         metrics[optimized] = _number(checkpoint.best_model_score)
     tester = build_test_trainer(spec, trainer) if settings["test"] else None
     if tester is not None:
+        # ckpt_path None: the module as it is, i.e. the weights at the end of training
+        tested = best if settings["test_checkpoint"] == "best" else ""
         results = tester.test(
-            experiment.module, datamodule=experiment.datamodule, ckpt_path=best or None
+            experiment.module, datamodule=experiment.datamodule, ckpt_path=tested or None
         )
         metrics.update({k: float(v) for k, v in results[0].items()} if results else {})
     if trainer.is_global_zero:

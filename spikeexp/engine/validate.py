@@ -56,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "optimized_metric": "val/acc",
     "optimized_mode": "max",
     "test": True,
+    "test_checkpoint": "best",
     "tbptt_steps": None,
     "recompute_steps": None,
     "last_checkpoint_every_n_steps": None,
@@ -125,6 +126,10 @@ def _check_top_level(config: Mapping[str, Any]) -> None:
     check_type("seed", config["seed"], int)
     check_type("task_name", config["task_name"], str)
     check_type("test", config["test"], bool)
+    if config["test_checkpoint"] not in ("best", "last"):
+        raise ConfigError(
+            f"test_checkpoint must be one of best, last (got {config['test_checkpoint']!r})"
+        )
     check_type("keep_freed_memory", config["keep_freed_memory"], bool)
     check_type("optimized_metric", config["optimized_metric"], str)
     if config["optimized_mode"] not in ("max", "min"):

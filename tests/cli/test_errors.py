@@ -85,6 +85,10 @@ BAD_VALUES = {
     "rate above 1/dt": (["encoder=poisson", "encoder.f_max=5000"], ["f_max * dt must be <= 1"]),
     "probability out of range": (["data.val_fraction=1.5"], ["val_fraction must be in (0, 1)"]),
     "zero batch size": (["data.batch_size=0"], ["batch_size must be an integer >= 1", "got 0"]),
+    "unknown test checkpoint": (
+        ["test_checkpoint=middle"],
+        ["test_checkpoint must be one of best, last", "'middle'"],
+    ),
     "label smoothing out of range": (
         ["task.label_smoothing=1.0"],
         ["task: label_smoothing must be in [0, 1)", "got 1.0"],

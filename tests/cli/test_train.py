@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,30 @@ def test_eval_without_a_run_is_one_clear_error(tmp_path: Path) -> None:
     missing = _run("spikeexp.cli.eval", [f"run_dir={tmp_path / 'nope'}"], tmp_path)
     assert missing.returncode == 1
     assert f"run_dir {tmp_path / 'nope'} does not exist" in missing.stderr.strip().splitlines()[-1]
+
+
+def test_test_checkpoint_last_tests_the_final_weights(tmp_path: Path) -> None:
+    """``test_checkpoint=last``: the test metrics are those of last.ckpt, not of the best one
+    (``optimized_mode=min`` makes the "best" checkpoint the worst epoch on val/acc)."""
+    overrides = ["trainer.max_epochs=3", "++trainer.limit_train_batches=3", "seq_length=8"]
+    overrides += ["logger=none", "callbacks=minimal", "optimized_mode=min", "test_checkpoint=last"]
+    config = compose_like_cli([f"paths.output_dir={tmp_path}", *overrides])
+    try:
+        metrics = train(config)
+    finally:
+        HydraConfig.instance().cfg = None
+    accuracies = {}
+    for name in ("last.ckpt", next((tmp_path / "checkpoints").glob("best-*.ckpt")).name):
+        checkpoint = tmp_path / "checkpoints" / name
+        evaluated = _run("spikeexp.cli.eval", [f"ckpt_path={checkpoint}"], tmp_path)
+        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+        (eval_dir,) = (tmp_path / "outputs" / "eval").glob("*-*-*/*-*-*")
+        accuracies[name] = json.loads((eval_dir / "metrics.json").read_text())["metrics"][
+            "test/acc"
+        ]
+        shutil.rmtree(tmp_path / "outputs")
+    assert metrics["test/acc"] == pytest.approx(accuracies.pop("last.ckpt"), abs=1e-6)
+    assert metrics["test/acc"] > accuracies.popitem()[1]
 
 
 def test_default_experiment_learns_in_two_epochs(tmp_path: Path) -> None:
