@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.core.hydra_config import HydraConfig
 
 from spikeexp.cli.train import train
@@ -112,12 +113,14 @@ def test_default_experiment_learns_in_two_epochs(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(5))
 def test_default_experiment_reaches_97_percent(tmp_path: Path, seed: int) -> None:
-    """The full default recipe, one torch thread, seeds 0-4: each >= 97 % on its test split."""
+    """The full default recipe at 2 torch threads (torch's default on the 2-core CI machine; the
+    thread count changes the rounding of the matrix products and so the trajectory), seeds 0-4:
+    each >= 97 % on its test split."""
     config = compose_like_cli(
         [
             f"paths.output_dir={tmp_path}",
             f"seed={seed}",
-            "torch_threads=1",
+            "torch_threads=2",
             "logger=none",
             "callbacks=minimal",
         ]
@@ -126,6 +129,7 @@ def test_default_experiment_reaches_97_percent(tmp_path: Path, seed: int) -> Non
         metrics = train(config)
     finally:
         HydraConfig.instance().cfg = None
+        torch.set_num_threads(1)  # back to the test suite's one thread per process
     assert metrics["test/acc"] >= 0.97  # 0.9805 0.9833 0.9833 0.9833 0.9749
 
 
