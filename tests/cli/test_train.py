@@ -130,7 +130,7 @@ def test_default_experiment_reaches_97_percent(tmp_path: Path, seed: int) -> Non
     finally:
         HydraConfig.instance().cfg = None
         torch.set_num_threads(1)  # back to the test suite's one thread per process
-    assert metrics["test/acc"] >= 0.97  # 0.9805 0.9833 0.9833 0.9833 0.9749
+    assert metrics["test/acc"] >= 0.97  # measured: 0.9861 0.9916 0.9916 0.9861 0.9861
 
 
 @pytest.mark.slow
