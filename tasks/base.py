@@ -15,6 +15,12 @@ Contract of a task:
   ``window`` is the slice of time steps ``readout`` covers (the whole sequence, or one chunk under
   truncated backpropagation through time, see ``tbptt_steps``).
 * :attr:`readout_spiking`: whether the readout layer must spike (else it is a voltage readout).
+* :attr:`has_loss`: ``False`` for tasks without a loss (networks that learn by local plasticity
+  only, ``optimizer=none``); their :meth:`step` returns ``loss=None``.
+* Calibration (optional, :attr:`calibrates`): after every training epoch, before validation, the
+  module runs the training set (:meth:`calibration_batches`) through the network in evaluation
+  mode and hands each readout to :meth:`calibrate`, between :meth:`calibration_start` and
+  :meth:`calibration_end`, e.g. to assign labels to the neurons of an unsupervised network.
 
 Metrics are ``torchmetrics`` objects held by the task (so they move with the module to the
 device); the Lightning module logs every entry of ``TaskOutput.metrics`` as ``<stage>/<name>``.
@@ -22,6 +28,7 @@ device); the Lightning module logs every entry of ``TaskOutput.metrics`` as ``<s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,13 +43,17 @@ class TaskOutput:
     """Result of one task step.
 
     Attributes:
-        loss: the task loss (scalar, differentiable); regularisers are added by the module.
+        loss: the task loss (scalar, differentiable), or ``None`` for tasks without a loss;
+            regularisers are added by the module.
         metrics: values to log as ``<stage>/<name>`` each epoch (tensors or torchmetrics
             ``Metric`` objects updated in this step).
+        reward: per-sample reward ``[batch]`` (dimensionless) for reward-modulated plasticity,
+            or ``None``.
     """
 
-    loss: torch.Tensor
+    loss: torch.Tensor | None
     metrics: dict[str, torch.Tensor | Metric] = field(default_factory=dict)
+    reward: torch.Tensor | None = None
 
 
 class Task(nn.Module):
@@ -54,6 +65,8 @@ class Task(nn.Module):
     """
 
     readout_spiking: bool = False
+    has_loss: bool = True
+    calibrates: bool = False
 
     def __init__(self, datamodule: LightningDataModule) -> None:
         super().__init__()
@@ -78,3 +91,23 @@ class Task(nn.Module):
     ) -> TaskOutput:
         """Loss and metrics of ``readout`` (``[T, batch, outputs]``, time steps ``window``)."""
         raise NotImplementedError
+
+    def calibration_start(self) -> None:
+        """Start a calibration pass (see the module docstring); by default nothing."""
+
+    def calibrate(self, readout: torch.Tensor, batch: Any) -> None:
+        """Take the readout ``[T, batch, ...]`` of one calibration batch; by default nothing."""
+
+    def calibration_end(self) -> None:
+        """Finish a calibration pass; by default nothing."""
+
+    def calibration_batches(self) -> Iterable[Any]:
+        """The batches of a calibration pass: the training set in a fixed order, without
+        augmentation (the data module's ``calibration_dataloader()``)."""
+        loader = getattr(self.datamodule, "calibration_dataloader", None)
+        if loader is None:
+            raise ValueError(
+                f"{type(self).__name__} calibrates on the training set, but the data module "
+                f"{type(self.datamodule).__name__} has no calibration_dataloader()"
+            )
+        return loader()

@@ -248,3 +248,12 @@ class TensorDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         self.setup()
         return DataLoader(self.test_set, batch_size=self.batch_size, num_workers=self.num_workers)
+
+    def calibration_dataloader(self) -> DataLoader:
+        """The training samples in their stored order, without augmentation (for tasks that
+        calibrate on the training set, e.g. label assignment)."""
+        self.setup()
+        data = self.train_set
+        if isinstance(data, SeededTransformDataset):
+            data = TensorDataset(data.x, data.y)
+        return DataLoader(data, batch_size=self.batch_size, num_workers=self.num_workers)
