@@ -16,7 +16,7 @@ The memory-task case (20 inputs -> 20 recurrent neurons, 2,400 steps, batch 128)
 recurrent layers' reference step loop with the fused kernel.
 
 All libraries run in this one process with the allocator setting of ``spikeexp-train``
-(``spikeexp.allocator.keep_freed_memory``: freed memory is reused instead of page-faulted in
+(``spikeexp.runtime.allocator.keep_freed_memory``: freed memory is reused instead of page-faulted in
 again); ``--default-allocator`` measures without it.
 
 Usage::
@@ -40,7 +40,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import spikeexp as snn
-from spikeexp.allocator import keep_freed_memory
+from spikeexp.runtime.allocator import keep_freed_memory
 
 SIZES = {
     "small": (25, 32, 784, 128),
