@@ -1,7 +1,8 @@
 """PyTorch modules: the neuron classes (generic wrappers bound to each model), containers, the
-network, encoders, decoders, pooling and readouts."""
+network, encoders, decoders, pooling, readouts, plastic connections and the competitive layer."""
 
 from spikeexp.functional.unroll import RecurrentState
+from spikeexp.module.competitive import CompetitiveLIF
 from spikeexp.module.container import Lift, SequentialState
 from spikeexp.module.decode import Decoder, LastStep, MaxOverTime, MeanOverTime, SpikeCount
 from spikeexp.module.encode import (
@@ -54,6 +55,12 @@ from spikeexp.module.neurons import (
     PLIFRecurrent,
     PLIFRecurrentCell,
 )
+from spikeexp.module.plastic import (
+    PlasticConnection,
+    PlasticConv2d,
+    PlasticLinear,
+    ShortTermPlasticity,
+)
 from spikeexp.module.pool import FusedMaxPool2d
 from spikeexp.module.readout import LILinear, LILinearCell
 
@@ -65,6 +72,7 @@ __all__ = [
     "LSNN",
     "NEURON_MODULES",
     "PLIF",
+    "CompetitiveLIF",
     "ConstantCurrentEncoder",
     "ConstantCurrentLIFEncoder",
     "Decoder",
@@ -106,11 +114,15 @@ __all__ = [
     "PLIFCell",
     "PLIFRecurrent",
     "PLIFRecurrentCell",
+    "PlasticConnection",
+    "PlasticConv2d",
+    "PlasticLinear",
     "PoissonEncoder",
     "PopulationEncoder",
     "RecurrentState",
     "Scale",
     "SequentialState",
+    "ShortTermPlasticity",
     "SpikeCount",
     "SpikeLatencyEncoder",
     "SpikingNetwork",

@@ -137,6 +137,10 @@ class PlasticConnection(nn.Module):
             with torch.no_grad():
                 self.project()
         weight = self.weight.detach() if self.mode == "grad" else self.weight
+        if x.requires_grad and torch.is_grad_enabled():
+            # Backward needs the weights of the forward pass; the update (direct mode) changes
+            # them in place before that.
+            weight = weight.clone()
         out = self._apply_weights(x, weight)
         if self.training and self.plastic:
             self._pre = x.detach()
