@@ -27,9 +27,11 @@ from spikeexp.engine.schema import (
     check_keys,
     check_type,
     merge_neuron,
+    merge_plasticity,
     resolve_model,
     validate_dataclass,
     validate_neuron,
+    validate_plasticity,
     validate_target,
 )
 from spikeexp.engine.spiking_module import LayerRegularization, Regularization
@@ -69,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
     "paths": {},
     "resume": None,
     "optuna_trial": None,
+    "plasticity": {"rule": "none"},
 }
 """Optional top-level keys and their values when a config leaves them out."""
 
@@ -86,6 +89,8 @@ class RunSpec:
         readout: constructor arguments of the readout layer (``decoder.readout``).
         regularization: the rate regularisers.
         backend: the time-loop backend (``unroll.backend``).
+        plasticity: constructor arguments of the plasticity of every plastic layer (``None``:
+            none), see :mod:`spikeexp.engine.topology`.
     """
 
     config: dict[str, Any]
@@ -94,6 +99,12 @@ class RunSpec:
     readout: dict[str, Any]
     regularization: Regularization
     backend: str
+    plasticity: dict[str, dict[str, Any] | None]
+
+    @property
+    def gradient_free(self) -> bool:
+        """No optimiser: the run learns by its plastic connections only (``optimizer=none``)."""
+        return self.config["optimizer"] is None
 
 
 def entries(section: str, node: Any) -> dict[str, Any]:
@@ -177,7 +188,7 @@ def layer_neurons(
     """Constructor arguments of every spiking layer: the validated global ``neuron``, or the
     layer's ``topology.layers.<layer>.neuron`` merged over it (validated once per layer)."""
     neurons = {}
-    for name in spec.spiking_layers():
+    for name in spec.neuron_layers():
         override = spec.layers.get(name, {}).get("neuron")
         where = f"in layer {name!r}"
         if override:
@@ -190,6 +201,60 @@ def layer_neurons(
     return neurons
 
 
+def layer_plasticity(
+    spec: TopologySpec, plasticity: Mapping[str, Any], global_plasticity: dict[str, Any] | None
+) -> dict[str, dict[str, Any] | None]:
+    """Constructor arguments of every plastic layer's plasticity: the validated global
+    ``plasticity``, or the layer's ``topology.layers.<layer>.plasticity`` merged over it."""
+    plastic = spec.plastic_layers()
+    for name, override in spec.layers.items():
+        if "plasticity" in override and name not in plastic:
+            valid = ", ".join(plastic) or "none"
+            raise ConfigError(
+                f"topology.layers.{name}.plasticity: the input of layer {name!r} cannot be "
+                f"plastic in topology {spec.type}; layers that can: {valid}"
+            )
+    if global_plasticity is not None and not plastic:
+        raise ConfigError(
+            f"plasticity.rule={global_plasticity['rule']}: topology {spec.type} has no layer whose "
+            "input can be plastic; use plasticity=none"
+        )
+    layers = {}
+    for name in plastic:
+        override = spec.layers.get(name, {}).get("plasticity")
+        if override is None:
+            layers[name] = global_plasticity
+            continue
+        if not isinstance(override, Mapping):
+            raise ConfigError(
+                f"topology.layers.{name}.plasticity must be a plasticity config (got {override})"
+            )
+        merged = merge_plasticity(plasticity, override)
+        layers[name] = validate_plasticity(f"topology.layers.{name}.plasticity", merged)
+    return layers
+
+
+def _check_learning(config: Mapping[str, Any], plasticity: Mapping[str, Any]) -> None:
+    """Gradient-free runs have no scheduler and no ``grad``-mode connections; recomputation
+    would repeat plastic updates."""
+    rules = [spec for spec in plasticity.values() if spec is not None]
+    if config["optimizer"] is None:
+        scheduler = config["scheduler"] or {}
+        if scheduler.get("scheduler") is not None:
+            raise ConfigError("scheduler must be none when optimizer is none (no optimiser)")
+        for name, spec in plasticity.items():
+            if spec is not None and spec.get("mode") == "grad":
+                raise ConfigError(
+                    f"plasticity of layer {name!r}: mode grad needs an optimizer to apply it "
+                    "(optimizer is none); use mode direct"
+                )
+    if rules and config["recompute_steps"] is not None:
+        raise ConfigError(
+            f"recompute_steps must be null with plasticity (got {config['recompute_steps']}): "
+            "the recomputation would repeat the plastic updates"
+        )
+
+
 def _check_groups(config: Mapping[str, Any]) -> None:
     """The ``_target_`` sections: importable targets, known arguments, plain types."""
     validate_target("encoder", config["encoder"])
@@ -197,7 +262,8 @@ def _check_groups(config: Mapping[str, Any]) -> None:
     validate_target("decoder", decoder, reserved=("readout",))
     if not isinstance(decoder.get("readout"), Mapping):
         raise ConfigError("decoder.readout must be a neuron config (e.g. the one of neuron=li)")
-    validate_target("optimizer", config["optimizer"], skip=("params",))
+    if config["optimizer"] is not None:
+        validate_target("optimizer", config["optimizer"], skip=("params",))
     scheduler = config["scheduler"] or {}
     check_keys("scheduler", scheduler, list(SCHEDULER_KEYS))
     if scheduler.get("scheduler") is not None:
@@ -225,7 +291,10 @@ def validate_config(config: Mapping[str, Any]) -> RunSpec:
         raise ConfigError(f"unroll.backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
     topology = validate_topology(filled["topology"])
     neurons = layer_neurons(topology, filled["neuron"], global_neuron)
+    global_plasticity = validate_plasticity("plasticity", filled["plasticity"])
+    plasticity = layer_plasticity(topology, filled["plasticity"] or {}, global_plasticity)
     _check_groups(filled)
+    _check_learning(filled, plasticity)
     readout = validate_neuron("decoder.readout", filled["decoder"]["readout"])
     regularization = validate_dataclass("regularization", filled["regularization"], Regularization)
     spiking = topology.spiking_layers()
@@ -236,4 +305,4 @@ def validate_config(config: Mapping[str, Any]) -> RunSpec:
                 f"valid: {', '.join(spiking)}"
             )
         validate_dataclass(f"regularization.layers.{layer}", override, LayerRegularization)
-    return RunSpec(filled, topology, neurons, readout, regularization, backend)
+    return RunSpec(filled, topology, neurons, readout, regularization, backend, plasticity)

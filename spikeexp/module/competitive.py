@@ -24,9 +24,10 @@ from spikeexp.module.neuron import check_layer_sizes
 class CompetitiveLIF(nn.Module):
     """LIF neurons with lateral inhibition and adaptive thresholds over ``[T, batch, size]``.
 
-    ``spikes, state = layer(x)`` starts from rest, ``layer(x, state)`` continues. The adaptive
-    thresholds :attr:`theta` (a buffer, so part of checkpoints) grow in training mode only, after
-    each sequence; in evaluation mode they are held.
+    ``spikes, state = layer(x)`` starts from rest, ``layer(x, state)`` continues; with
+    :attr:`record_states` the state returned is the trajectory (``[T, batch, size]`` each). The
+    adaptive thresholds :attr:`theta` (a buffer, so part of checkpoints) grow in training mode
+    only, after each sequence; in evaluation mode they are held.
 
     Args:
         size: number of neurons.
@@ -57,6 +58,7 @@ class CompetitiveLIF(nn.Module):
         self.size = size
         self.p = p
         self.dt = float(dt)
+        self.record_states = False
         self.register_buffer("theta", torch.zeros(size))
 
     def forward(
@@ -69,15 +71,24 @@ class CompetitiveLIF(nn.Module):
         if state is None:
             state = competitive_initial_state(self.p, x[0])
         theta = self.theta.to(x.dtype)
-        spikes = []
+        spikes, states = [], []
         for x_t in x:
             z, state = competitive_step(x_t, state, theta, self.p, self.dt)
             spikes.append(z)
+            if self.record_states:
+                states.append(state)
         out = torch.stack(spikes)
         if self.training:
             with torch.no_grad():
                 self.theta.copy_(theta_update(self.theta, out.detach(), self.p, self.dt))
+        if self.record_states:
+            state = CompetitiveState(*(torch.stack(values) for values in zip(*states, strict=True)))
         return out, state
+
+    def firing_threshold(self, state: CompetitiveState) -> torch.Tensor:
+        """The threshold :math:`v_{th} + \\theta` of every neuron, shaped like ``state.v``."""
+        threshold = self.p.v_th + self.theta.detach().cpu()
+        return torch.broadcast_to(threshold, state.v.shape).clone()
 
     def extra_repr(self) -> str:
         return f"size={self.size}, p={self.p}, dt={self.dt:g}"
