@@ -20,8 +20,9 @@ from spikeexp.viz.figures import ArrayLike, to_numpy
 
 
 def field_images(weights: ArrayLike, input_shape: Sequence[int] | None = None) -> np.ndarray:
-    """One image per postsynaptic neuron, ``[N, H, W]`` (grey) or ``[N, H, W, 3]`` (colour), from
-    dense weights ``[N, C*H*W]`` with ``input_shape = (C, H, W)`` or conv weights ``[N, C, k, k]``."""
+    """One image per postsynaptic neuron, ``[N, H, W]`` (grey) or ``[N, H, W, 3]`` (colour),
+    from dense weights ``[N, C*H*W]`` with ``input_shape = (C, H, W)`` or conv weights
+    ``[N, C, k, k]``."""
     array = to_numpy(weights)
     if array.ndim == 2:
         if input_shape is None:
