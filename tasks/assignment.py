@@ -43,6 +43,7 @@ class LabelAssignmentTask(Task):
     """
 
     readout_spiking = True
+    needs_readout_layer = False
     has_loss = False
     calibrates = True
 

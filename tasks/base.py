@@ -15,6 +15,9 @@ Contract of a task:
   ``window`` is the slice of time steps ``readout`` covers (the whole sequence, or one chunk under
   truncated backpropagation through time, see ``tbptt_steps``).
 * :attr:`readout_spiking`: whether the readout layer must spike (else it is a voltage readout).
+* :attr:`needs_readout_layer`: whether the network must end with the ``fc_out`` + ``readout``
+  layers of :attr:`num_outputs` neurons (``False``: the task reads the last layer's spikes
+  itself, e.g. label assignment after a competitive layer).
 * :attr:`has_loss`: ``False`` for tasks without a loss (networks that learn by local plasticity
   only, ``optimizer=none``); their :meth:`step` returns ``loss=None``.
 * Calibration (optional, :attr:`calibrates`): after every training epoch, before validation, the
@@ -65,6 +68,7 @@ class Task(nn.Module):
     """
 
     readout_spiking: bool = False
+    needs_readout_layer: bool = True
     has_loss: bool = True
     calibrates: bool = False
 

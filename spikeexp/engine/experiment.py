@@ -131,6 +131,12 @@ def build_experiment(config: RunSpec | DictConfig | Mapping[str, Any]) -> Experi
             spiking=task.readout_spiking,
             where=f"by a decoder that reads {reads}",
         )
+    if task.needs_readout_layer and not spec.topology.readout:
+        raise ConfigError(
+            f"topology {spec.topology.type} has no readout layer, but task "
+            f"{type(task).__name__} needs one of {task.num_outputs} neurons; use a task that reads "
+            "the network's spikes itself (spikeexp.tasks.assignment.LabelAssignmentTask)"
+        )
     if not task.has_loss and not spec.gradient_free:
         raise ConfigError(
             f"optimizer must be none for task {type(task).__name__}: it has no loss "

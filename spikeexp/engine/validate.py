@@ -104,7 +104,12 @@ class RunSpec:
     @property
     def gradient_free(self) -> bool:
         """No optimiser: the run learns by its plastic connections only (``optimizer=none``)."""
-        return self.config["optimizer"] is None
+        return no_optimizer(self.config["optimizer"])
+
+
+def no_optimizer(node: Any) -> bool:
+    """Whether the ``optimizer`` section asks for none (``null`` or ``_target_: null``)."""
+    return node is None or (isinstance(node, Mapping) and node.get("_target_", "") is None)
 
 
 def entries(section: str, node: Any) -> dict[str, Any]:
@@ -238,7 +243,13 @@ def _check_learning(config: Mapping[str, Any], plasticity: Mapping[str, Any]) ->
     """Gradient-free runs have no scheduler and no ``grad``-mode connections; recomputation
     would repeat plastic updates."""
     rules = [spec for spec in plasticity.values() if spec is not None]
-    if config["optimizer"] is None:
+    if no_optimizer(config["optimizer"]):
+        extra = sorted(set(config["optimizer"] or {}) - {"_target_"})
+        if extra:
+            raise ConfigError(
+                f"optimizer: no optimiser (optimizer=none) takes no settings (got {extra[0]}); "
+                "choose an optimizer or drop the setting"
+            )
         scheduler = config["scheduler"] or {}
         if scheduler.get("scheduler") is not None:
             raise ConfigError("scheduler must be none when optimizer is none (no optimiser)")
@@ -262,7 +273,7 @@ def _check_groups(config: Mapping[str, Any]) -> None:
     validate_target("decoder", decoder, reserved=("readout",))
     if not isinstance(decoder.get("readout"), Mapping):
         raise ConfigError("decoder.readout must be a neuron config (e.g. the one of neuron=li)")
-    if config["optimizer"] is not None:
+    if not no_optimizer(config["optimizer"]):
         validate_target("optimizer", config["optimizer"], skip=("params",))
     scheduler = config["scheduler"] or {}
     check_keys("scheduler", scheduler, list(SCHEDULER_KEYS))
