@@ -126,7 +126,7 @@ def test_bad_plasticity_configs_give_one_line_errors(overrides: list[str], messa
 
 
 def test_task_and_topology_must_fit(compose_run, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="it has no loss .*use optimizer=none"):
+    with pytest.raises(ConfigError, match=r"it has no loss .*use optimizer=none"):
         build_experiment(compose_run(["experiment=digits_stdp", "optimizer=adam"]))
     with pytest.raises(ConfigError, match="topology competitive has no readout layer"):
         build_experiment(compose_run(["topology=competitive", "~topology.hidden"]))
