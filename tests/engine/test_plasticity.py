@@ -11,6 +11,7 @@ import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from spikeexp.cli.train import train
 from spikeexp.engine.experiment import build_experiment, network_from_config, plain
@@ -258,8 +259,12 @@ def test_digits_stdp_learns_labels_and_reports_test_accuracy(compose_run, tmp_pa
         state["network.layers.fc_exc.weight"].sum(1), torch.full((40,), 6.4), rtol=1e-5, atol=0
     )
     assert (tmp_path / "receptive_fields_fc_exc.png").stat().st_size > 1000
-    events = list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
-    assert events
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()
+    assert "plasticity/receptive_fields/fc_exc" in tags["images"]
+    assert {"plasticity/weights/fc_exc", "plasticity/theta/exc"} <= set(tags["histograms"])
+    assert "train/plasticity/update_relative/fc_exc" in tags["scalars"]
 
 
 def test_rules_reach_the_modules_through_the_config(compose_run, tmp_path: Path) -> None:
