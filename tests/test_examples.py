@@ -40,3 +40,12 @@ def test_plain_pytorch_training_learns_the_digits() -> None:
 def test_engine_builds_and_trains_from_a_dict() -> None:
     output = run_example("engine_from_dict.py", "--epochs", "2")
     assert float(re.search(r"test accuracy ([0-9.]+)", output).group(1)) > 0.7
+
+
+def test_stdp_learns_the_digits_without_labels(tmp_path) -> None:
+    png = tmp_path / "fields.png"
+    arguments = ["--neurons", "60", "--epochs", "2", "--steps", "60", "--png", str(png)]
+    output = run_example("stdp_digits.py", *arguments)
+    accuracies = [float(a) for a in re.findall(r"test accuracy ([0-9.]+)", output)]
+    assert len(accuracies) == 2 and accuracies[-1] > 0.6  # chance is 0.1
+    assert png.stat().st_size > 1000

@@ -98,12 +98,12 @@ class MLPTopology:
     batch_norm: bool = False
     layers: dict[str, Any] = field(default_factory=dict)
 
+    readout: ClassVar[bool] = True
+
     def check(self) -> None:
         """Raise :class:`ConfigError` on a value outside its range."""
         _check_sizes("hidden", self.hidden)
         _check_dropout(self.dropout)
-
-    readout: ClassVar[bool] = True
 
     def spiking_layers(self) -> list[str]:
         """Names of the spiking layers this topology builds, in order."""
@@ -133,6 +133,8 @@ class ConvTopology:
     channels_last: bool = False
     layers: dict[str, Any] = field(default_factory=dict)
 
+    readout: ClassVar[bool] = True
+
     def check(self) -> None:
         """Raise :class:`ConfigError` on a value outside its range."""
         _check_sizes("channels", self.channels)
@@ -143,8 +145,6 @@ class ConvTopology:
                 raise ConfigError(f"topology.{key} must be >= 1 (got {getattr(self, key)})")
         if self.padding < 0:
             raise ConfigError(f"topology.padding must be >= 0 (got {self.padding})")
-
-    readout: ClassVar[bool] = True
 
     def spiking_layers(self) -> list[str]:
         """Names of the spiking layers this topology builds, in order."""
@@ -384,6 +384,9 @@ def _build_recurrent(spec: RecurrentTopology, builder: _Builder) -> None:
 def _build_competitive(spec: CompetitiveTopology, builder: _Builder) -> None:
     builder.flatten()
     builder.add_connection("fc_exc", "exc", nn.Linear(builder.features, spec.size, bias=False))
+    scale = builder.overrides.get("exc", {}).get("input_scale")
+    if scale is not None:
+        builder.add_stateless("scale_exc", Scale(scale))
     builder.add("exc", CompetitiveLIF(spec.size, spec.parameters(), builder.dt))
     builder.spiking.append("exc")
 

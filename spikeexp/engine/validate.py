@@ -193,7 +193,14 @@ def layer_neurons(
     """Constructor arguments of every spiking layer: the validated global ``neuron``, or the
     layer's ``topology.layers.<layer>.neuron`` merged over it (validated once per layer)."""
     neurons = {}
-    for name in spec.neuron_layers():
+    own = spec.neuron_layers()
+    for name, override in spec.layers.items():
+        if "neuron" in override and name not in own:
+            raise ConfigError(
+                f"topology.layers.{name}.neuron: layer {name!r} of topology {spec.type} takes no "
+                f"neuron config (its parameters are in the topology section)"
+            )
+    for name in own:
         override = spec.layers.get(name, {}).get("neuron")
         where = f"in layer {name!r}"
         if override:

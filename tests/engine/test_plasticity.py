@@ -117,6 +117,10 @@ def test_layer_override_merges_over_the_global_rule() -> None:
         (["experiment=digits_stdp", "scheduler=cosine"], "scheduler must be none when optimizer"),
         (["experiment=digits_stdp", "topology.inhibition=-1"], "topology.inhibition must be >= 0"),
         (["experiment=digits_stdp", "topology.size=0"], "topology.size must hold positive"),
+        (
+            ["experiment=digits_stdp", "+topology.layers.exc.neuron.v_th=2"],
+            "topology.layers.exc.neuron: layer 'exc' of topology competitive takes no neuron",
+        ),
     ],
 )
 def test_bad_plasticity_configs_give_one_line_errors(overrides: list[str], message: str) -> None:
