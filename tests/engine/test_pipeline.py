@@ -16,9 +16,9 @@ from spikeexp.cli.train import train
 from spikeexp.engine.experiment import build_experiment, build_trainer
 from spikeexp.engine.schema import ConfigError
 from spikeexp.engine.spiking_module import Regularization, SpikingModule
+from tests.engine.test_config import default_groups, group_options
 from tests.helpers import compose_like_cli
 from tests.tasks.conftest import fake_dataset
-from tests.engine.test_config import default_groups, group_options
 
 FEW_BATCHES = [
     "trainer.max_epochs=1",
