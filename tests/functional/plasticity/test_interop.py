@@ -71,8 +71,8 @@ def test_norse_stdp_step_conv2d_after_conversion() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         norse_stdp = pytest.importorskip("norse.torch.functional.stdp")
-    pre = poisson((40, 2, 2, 6, 6), 0.15, seed=3)
-    post = poisson((40, 2, 3, 4, 4), 0.1, seed=4)
+    pre = poisson((25, 2, 2, 6, 6), 0.2, seed=3)
+    post = poisson((25, 2, 3, 4, 4), 0.15, seed=4)
     w0 = torch.rand(3, 2, 3, 3, dtype=torch.float64)
     ours = _online(pre, post, w0, P, Conv2d())
     parameters = norse_stdp.STDPParameters(**norse_stdp_parameters(P, DT), convolutional=True)

@@ -44,7 +44,7 @@ def _regular_train(
 def test_regular_train_reaches_the_analytic_steady_state(
     p: TsodyksMarkramParameters, interval: float, dt: float
 ) -> None:
-    records = _regular_train(p, round(interval / dt), 300, dt)
+    records = _regular_train(p, round(interval / dt), 120, dt)
     u, x = steady_state(p.U, 1 / p.tau_f_inv, 1 / p.tau_d_inv, interval)
     assert records[-1][0] == pytest.approx(u, rel=1e-9)
     assert records[-1][1] == pytest.approx(x, rel=1e-9)
