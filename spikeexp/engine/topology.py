@@ -72,6 +72,7 @@ from spikeexp.module import (
     ShortTermPlasticity,
     SpikingNetwork,
 )
+from spikeexp.module.competitive import check_repeats
 
 LAYER_KEYS = frozenset({"neuron", "input_scale", "plasticity"})
 """Keys of a per-layer entry ``topology.layers.<layer>``."""
@@ -190,6 +191,9 @@ class CompetitiveTopology:
     refractory: float = 5e-3
     theta_plus: float = 0.05
     tau_theta_inv: float = 0.0
+    min_spikes: int = 0
+    boost: float = 0.5
+    max_repeats: int = 4
     layers: dict[str, Any] = field(default_factory=dict)
 
     readout: ClassVar[bool] = False
@@ -205,6 +209,7 @@ class CompetitiveTopology:
         _check_sizes("size", [self.size])
         try:
             validate_competitive(self.parameters(), 1e-3)
+            check_repeats(self.min_spikes, self.boost, self.max_repeats)
         except ValueError as error:
             raise ConfigError(f"topology.{error}") from None
 
@@ -387,7 +392,15 @@ def _build_competitive(spec: CompetitiveTopology, builder: _Builder) -> None:
     scale = builder.overrides.get("exc", {}).get("input_scale")
     if scale is not None:
         builder.add_stateless("scale_exc", Scale(scale))
-    builder.add("exc", CompetitiveLIF(spec.size, spec.parameters(), builder.dt))
+    layer = CompetitiveLIF(
+        spec.size,
+        spec.parameters(),
+        builder.dt,
+        min_spikes=spec.min_spikes,
+        boost=spec.boost,
+        max_repeats=spec.max_repeats,
+    )
+    builder.add("exc", layer)
     builder.spiking.append("exc")
 
 

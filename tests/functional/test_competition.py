@@ -78,3 +78,26 @@ def test_validation(override: dict, message: str) -> None:
     with pytest.raises(ValueError) as caught:
         validate_competitive(P._replace(**override), 1e-3)
     assert str(caught.value) == message
+
+
+def test_quiet_samples_are_presented_again_with_stronger_input() -> None:
+    """Sample 1 is silent at its input; with ``min_spikes=3`` it is repeated with the input
+    doubled (boost 1), which gives the spikes a plain layer gives for that doubled input. A sample
+    without input stays silent after ``max_repeats`` repetitions; loud samples are untouched."""
+    kwargs = {"inhibition": 0.0, "refractory": 2e-3}
+    layer = CompetitiveLIF(5, min_spikes=3, boost=1.0, max_repeats=3, **kwargs).eval()
+    plain = CompetitiveLIF(5, **kwargs).eval()
+    x = torch.zeros(20, 3, 5)
+    x[:, 0], x[:, 1] = 0.3, 0.06
+    out, _ = layer(x)
+    assert plain(x[:, 1:2])[0].sum() == 0
+    torch.testing.assert_close(out[:, 1:2], plain(2 * x[:, 1:2])[0])
+    torch.testing.assert_close(out[:, 0:1], plain(x[:, 0:1])[0])
+    assert out[:, 2].sum() == 0
+    layer.record_states = True
+    recorded, trajectory = layer(x)
+    assert torch.equal(recorded, out) and trajectory.v.shape == (20, 3, 5)
+    with pytest.raises(ValueError, match=r"^min_spikes must be an integer >= 0 \(got -1\)$"):
+        CompetitiveLIF(5, min_spikes=-1)
+    with pytest.raises(ValueError, match=r"^boost must be > 0 \(got 0\)$"):
+        CompetitiveLIF(5, boost=0.0)
