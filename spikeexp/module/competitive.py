@@ -137,7 +137,7 @@ class CompetitiveLIF(nn.Module):
 def _with_samples(
     whole: torch.Tensor, part: torch.Tensor, samples: torch.Tensor, axis: int
 ) -> torch.Tensor:
-    """``whole`` with the ``samples`` (a mask along ``axis``, the batch axis) taken from ``part``."""
+    """``whole`` with the ``samples`` (a mask along the batch axis ``axis``) from ``part``."""
     whole = whole.clone()
     whole[(slice(None),) * axis + (samples,)] = part
     return whole
