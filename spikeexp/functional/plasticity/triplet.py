@@ -54,6 +54,7 @@ from spikeexp.functional.plasticity.traces import (
     trace_sequence,
     trace_step,
 )
+from spikeexp.functional.presets import fill_from_preset
 from spikeexp.functional.validation import check_choice, check_dt, check_finite, check_positive
 
 Param = float | torch.Tensor
@@ -145,17 +146,7 @@ PRESET_CHOICES = (*PRESETS, "custom")
 
 def resolve_triplet(p: TripletParameters) -> TripletParameters:
     """Fill the fields left ``None`` from ``p.preset``; explicit values win."""
-    missing = [name for name in _PRESET_FIELDS if getattr(p, name) is None]
-    if not missing:
-        return p
-    check_choice("preset", p.preset, PRESET_CHOICES)
-    if p.preset == "custom":
-        raise ValueError(
-            f"{missing[0]} must be set when preset is 'custom' (got None); "
-            f"set {', '.join(_PRESET_FIELDS)} or choose a preset: {', '.join(PRESETS)}"
-        )
-    preset = PRESETS[p.preset]
-    return p._replace(**{name: getattr(preset, name) for name in missing})
+    return fill_from_preset(p, _PRESET_FIELDS, PRESETS)
 
 
 def _decays(p: TripletParameters, dt: float) -> tuple[Param, Param, Param, Param]:
