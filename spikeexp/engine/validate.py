@@ -246,9 +246,19 @@ def layer_plasticity(
     return layers
 
 
+def _multi_process(trainer: Mapping[str, Any]) -> bool:
+    """Whether the trainer section asks for several processes (devices, nodes or DDP)."""
+    devices = trainer.get("devices", 1)
+    strategy = trainer.get("strategy", "auto")
+    name = strategy.get("_target_", "") if isinstance(strategy, Mapping) else str(strategy)
+    several = isinstance(devices, int) and devices > 1
+    several = several or (isinstance(devices, list) and len(devices) > 1)
+    return several or trainer.get("num_nodes", 1) > 1 or "ddp" in name.lower()
+
+
 def _check_learning(config: Mapping[str, Any], plasticity: Mapping[str, Any]) -> None:
-    """Gradient-free runs have no scheduler and no ``grad``-mode connections; recomputation
-    would repeat plastic updates."""
+    """Gradient-free runs have no scheduler, no ``grad``-mode connections and one process;
+    recomputation would repeat plastic updates."""
     rules = [spec for spec in plasticity.values() if spec is not None]
     if no_optimizer(config["optimizer"]):
         extra = sorted(set(config["optimizer"] or {}) - {"_target_"})
@@ -260,6 +270,11 @@ def _check_learning(config: Mapping[str, Any], plasticity: Mapping[str, Any]) ->
         scheduler = config["scheduler"] or {}
         if scheduler.get("scheduler") is not None:
             raise ConfigError("scheduler must be none when optimizer is none (no optimiser)")
+        if _multi_process(config["trainer"]):
+            raise ConfigError(
+                "optimizer=none trains in one process (DDP needs parameters trained by "
+                "gradients); use a one-device trainer, e.g. trainer=default"
+            )
         for name, spec in plasticity.items():
             if spec is not None and spec.get("mode") == "grad":
                 raise ConfigError(

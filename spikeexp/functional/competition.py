@@ -103,11 +103,12 @@ def competitive_step(
 
 
 def theta_update(
-    theta: torch.Tensor, spikes: torch.Tensor, p: CompetitiveParameters, dt: float
+    theta: torch.Tensor, counts: torch.Tensor, steps: int, p: CompetitiveParameters, dt: float
 ) -> torch.Tensor:
-    """The adaptive thresholds after a training sequence ``spikes [T, batch, neurons]``."""
-    decay = math.exp(-spikes.shape[0] * dt * p.tau_theta_inv)
-    return decay * theta + p.theta_plus * spikes.sum((0, 1))
+    """The adaptive thresholds after a training sequence of ``steps`` steps in which each neuron
+    spiked ``counts [neurons]`` times (summed over the batch)."""
+    decay = math.exp(-steps * dt * p.tau_theta_inv)
+    return decay * theta + p.theta_plus * counts
 
 
 def validate_competitive(p: CompetitiveParameters, dt: float) -> None:

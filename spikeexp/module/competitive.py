@@ -20,6 +20,7 @@ from spikeexp.functional.competition import (
 )
 from spikeexp.functional.validation import check_positive
 from spikeexp.module.neuron import check_layer_sizes
+from spikeexp.module.plastic import sum_over_processes
 
 
 class CompetitiveLIF(nn.Module):
@@ -104,7 +105,9 @@ class CompetitiveLIF(nn.Module):
             )
         if self.training:
             with torch.no_grad():
-                self.theta.copy_(theta_update(self.theta, out.detach(), self.p, self.dt))
+                # Summed over data-parallel processes: every replica keeps the same thresholds.
+                counts = sum_over_processes(out.detach().sum(dim=(0, 1)))
+                self.theta.copy_(theta_update(self.theta, counts, len(out), self.p, self.dt))
         return out, state
 
     def _run(

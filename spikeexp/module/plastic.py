@@ -25,6 +25,10 @@ What happens to :math:`\Delta w` depends on ``mode``:
   ``lr=1`` applies it exactly); the loss gives the weights no gradient of its own. Bounds and
   normalisation are enforced at the start of the next forward pass.
 
+In a data-parallel run (``torch.distributed`` initialised) the changes are summed over the
+processes before they are applied, so every replica keeps the same weights: the change of the
+global batch.
+
 Rule state (traces, eligibility) starts from rest for every sequence; with ``carry_state`` it
 continues from the previous sequence (for streams whose consecutive batches continue in time,
 e.g. truncated BPTT chunks), restarting from rest when the batch shape changes. The carried state
@@ -48,6 +52,15 @@ from spikeexp.functional.validation import check_choice
 from spikeexp.module.neuron import check_layer_sizes
 
 MODES = ("direct", "grad")
+
+
+def sum_over_processes(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` summed in place over the processes of a ``torch.distributed`` run (unchanged
+    in a single process): the local changes of data-parallel replicas add up to the change of
+    the global batch, the same on every replica."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(tensor)
+    return tensor
 
 
 def _rule(name: str | PlasticityRule, kind: str) -> PlasticityRule:
@@ -206,6 +219,7 @@ class PlasticConnection(nn.Module):
 
     def _finish(self, dw: torch.Tensor, state: Any) -> None:
         self._state = state if self.carry_state else None
+        dw = sum_over_processes(dw)
         norm = self.weight.norm()
         stats = self.update_stats
         stats["updates"] += 1

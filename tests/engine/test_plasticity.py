@@ -115,6 +115,7 @@ def test_layer_override_merges_over_the_global_rule() -> None:
             "mode grad needs an optimizer to apply it",
         ),
         (["experiment=digits_stdp", "scheduler=cosine"], "scheduler must be none when optimizer"),
+        (["experiment=digits_stdp", "trainer=ddp_cpu"], "optimizer=none trains in one process"),
         (["experiment=digits_stdp", "topology.inhibition=-1"], "topology.inhibition must be >= 0"),
         (["experiment=digits_stdp", "topology.size=0"], "topology.size must hold positive"),
         (

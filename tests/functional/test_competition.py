@@ -50,7 +50,8 @@ def test_threshold_is_strict_and_raised_by_theta() -> None:
 def test_theta_grows_per_spike_and_decays() -> None:
     spikes = torch.zeros(10, 2, 3)
     spikes[0, 0, 1] = spikes[5, 1, 1] = spikes[2, 1, 2] = 1.0
-    theta = theta_update(torch.tensor([0.5, 0.5, 0.5]), spikes, P._replace(tau_theta_inv=2.0), 1e-3)
+    counts = spikes.sum((0, 1))
+    theta = theta_update(torch.tensor([0.5] * 3), counts, 10, P._replace(tau_theta_inv=2.0), 1e-3)
     decay = math.exp(-10 * 1e-3 * 2.0)
     assert theta.tolist() == pytest.approx([0.5 * decay, 0.5 * decay + 0.2, 0.5 * decay + 0.1])
 

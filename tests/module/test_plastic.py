@@ -216,3 +216,34 @@ def test_bad_arguments_are_one_line_errors(make, message: str) -> None:
         make()
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
+
+
+def _replica(rank: int, init_file: str, results: str) -> None:
+    """One of two data-parallel processes: the same initial weights, its own half of the batch."""
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=2
+    )
+    try:
+        torch.manual_seed(0)
+        layer = PlasticLinear(6, 4, init_range=[0.2, 0.6], a_plus=0.05)
+        x, post = _spikes((20, 4, 6), 0.3, 30), _spikes((20, 4, 4), 0.3, 31)
+        half = slice(2 * rank, 2 * rank + 2)
+        layer(x[:, half])
+        layer.observe(post[:, half])
+        torch.save(layer.weight.detach(), f"{results}.{rank}")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_data_parallel_replicas_apply_the_change_of_the_global_batch(tmp_path) -> None:
+    """Two gloo processes with half a batch each end with the weights one process gets from the
+    whole batch."""
+    results = str(tmp_path / "weights")
+    torch.multiprocessing.spawn(_replica, args=(str(tmp_path / "init"), results), nprocs=2)
+    torch.manual_seed(0)
+    layer = PlasticLinear(6, 4, init_range=[0.2, 0.6], a_plus=0.05)
+    x, post = _spikes((20, 4, 6), 0.3, 30), _spikes((20, 4, 4), 0.3, 31)
+    layer(x)
+    layer.observe(post)
+    for rank in (0, 1):
+        torch.testing.assert_close(torch.load(f"{results}.{rank}"), layer.weight.detach())
