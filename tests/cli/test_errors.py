@@ -96,7 +96,7 @@ BAD_VALUES = {
     ),
     "encoder output does not fit the topology": (
         ["topology=conv", "encoder=population", "encoder.layout=flat"],
-        ["topology conv needs image input", "(512,)"],
+        ["topology=conv needs input [channels, height, width]", "encoder=population", "(512,)"],
     ),
 }
 

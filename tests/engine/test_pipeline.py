@@ -16,9 +16,9 @@ from spikeexp.cli.train import train
 from spikeexp.engine.experiment import build_experiment, build_trainer
 from spikeexp.engine.schema import ConfigError
 from spikeexp.engine.spiking_module import Regularization, SpikingModule
+from tests.engine.test_config import default_groups, group_options
 from tests.helpers import compose_like_cli
 from tests.tasks.conftest import fake_dataset
-from tests.engine.test_config import default_groups, group_options
 
 FEW_BATCHES = [
     "trainer.max_epochs=1",
@@ -38,7 +38,10 @@ NOT_TRAINED = {
 }
 NOT_TRAINED_GROUPS = {"launcher", "hparams_search"}
 # Options that must be refused with a clear error in the default (feed-forward) network.
-REFUSED = {("neuron", "li"): "neuron.model=li is a non-spiking model"}
+REFUSED = {
+    ("neuron", "li"): "neuron.model=li is a non-spiking model",
+    ("encoder", "none"): "encoder=none takes sequences",
+}
 IDX_TASKS = {"mnist", "fashion_mnist", "mnist_conv", "fashion_mnist_conv"}
 
 
@@ -116,7 +119,8 @@ def test_conv_topology_needs_images(tmp_path: Path, compose_run) -> None:
             f"paths.output_dir={tmp_path}",
         ]
     )
-    with pytest.raises(ConfigError, match=r"topology conv needs image input.*\(512,\)"):
+    message = r"topology.type=conv needs input \[channels, height, width\] .* shape \(512,\)"
+    with pytest.raises(ConfigError, match=message):
         build_experiment(config)
 
 
