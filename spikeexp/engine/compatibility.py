@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
+from itertools import combinations, product
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -183,29 +184,57 @@ def _option_files(group: str) -> dict[str, dict[str, Any]]:
     return options
 
 
+def _resolved_options(config: Mapping[str, Any], group: str) -> dict[str, Any]:
+    """The shipped options of ``group``, their interpolations resolved against ``config``."""
+    root = OmegaConf.create(dict(config))
+    resolved = {}
+    for name, node in _option_files(group).items():
+        root[group] = node
+        resolved[name] = OmegaConf.to_container(root[group], resolve=True)
+    return resolved
+
+
+def _passes(config: Mapping[str, Any], needs: TaskNeeds, names: _Names) -> bool:
+    try:
+        _check(config, needs, names)
+    except (_Refusal, ValueError):
+        return False
+    return True
+
+
 def _alternatives(
     config: Mapping[str, Any], needs: TaskNeeds, names: _Names, groups: tuple[str, ...]
-) -> list[str]:
-    """``group=option`` texts of the shipped options that make the composition pass every rule,
-    one group changed at a time."""
-    found = []
-    base = OmegaConf.create(dict(config))
+) -> str | None:
+    """The advice of a refusal: the shipped options that make the composition pass every rule.
+
+    First one group changed (``use topology=mlp (or recurrent) or encoder=constant_current``),
+    else the first combination of two or three changes, a refused group's first
+    (``use encoder=none and topology=mlp``); None if nothing fits.
+    """
+    order = [*groups, *(g for g in NAMED_GROUPS[1:] if g not in groups)]
+    resolved = {group: _resolved_options(config, group) for group in order}
+    single = []
     for group in groups:
-        passing = []
-        for name, node in _option_files(group).items():
-            variant = dict(config)
-            base[group] = node
-            variant[group] = OmegaConf.to_container(base[group], resolve=True)
-            try:
-                _check(variant, needs, names)
-            except (_Refusal, ValueError):
-                continue
-            passing.append(name)
-        base[group] = config[group]
+        passing = [
+            name
+            for name, node in resolved[group].items()
+            if _passes({**config, group: node}, needs, names)
+        ]
         if passing:
             others = f" (or {', '.join(passing[1:])})" if len(passing) > 1 else ""
-            found.append(f"{group}={passing[0]}{others}")
-    return found
+            single.append(f"{group}={passing[0]}{others}")
+    if single:
+        return f"use {' or '.join(single)}"
+    for count in range(2, len(order) + 1):
+        for changed in combinations(order, count):
+            if changed[0] not in groups:
+                continue
+            for picked in product(*(resolved[group].items() for group in changed)):
+                chosen = list(zip(changed, picked, strict=True))
+                if _passes({**config, **{g: node for g, (_, node) in chosen}}, needs, names):
+                    texts = [f"{g}={name}" for g, (name, _) in chosen]
+                    return f"use {', '.join(texts[:-1])} and {texts[-1]}"
+    return None
 
 
 def check_composition(config: Mapping[str, Any], choices: Mapping[str, str]) -> Composition:
@@ -224,6 +253,5 @@ def check_composition(config: Mapping[str, Any], choices: Mapping[str, str]) -> 
         return Composition(needs, _check(config, needs, names))
     except _Refusal as refusal:
         message = refusal.message.format(**{group: names(group) for group in NAMED_GROUPS})
-        alternatives = _alternatives(config, needs, names, refusal.groups)
-        advice = f"use {' or '.join(alternatives)}" if alternatives else "no shipped option fits"
-        raise ConfigError(f"{message}; {advice}") from None
+        advice = _alternatives(config, needs, names, refusal.groups)
+        raise ConfigError(f"{message}; {advice or 'no shipped option fits'}") from None
