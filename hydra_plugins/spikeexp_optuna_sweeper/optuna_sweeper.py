@@ -69,7 +69,8 @@ class OptunaSweeper(Sweeper):
                 if node:
                     validate_target(f"hydra.sweeper.{key}", node)
         except ConfigError as error:
-            raise Origins.of_config(config or {}).explain(error) from None
+            raw = OmegaConf.to_container(config, resolve=False) if config is not None else {}
+            raise Origins.of_config(raw).explain(error, raw) from None
         self.direction = DIRECTIONS[self.direction]
 
     def setup(

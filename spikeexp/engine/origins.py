@@ -61,6 +61,15 @@ def _interpolations(node: Any, path: list[str]) -> Iterator[tuple[str, str]]:
             yield ".".join(path), _absolute(match["dots"], match["key"], path)
 
 
+def _exists(config: Mapping[str, Any], key: str) -> bool:
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
 @dataclass(frozen=True)
 class Origins:
     """Interpolation links of a config: ``links[key]`` is the key ``key``'s value is written as
@@ -93,13 +102,14 @@ class Origins:
                 return key
             seen.add(key)
 
-    def explain(self, error: ConfigError) -> ConfigError:
+    def explain(self, error: ConfigError, config: Mapping[str, Any] | None = None) -> ConfigError:
         """``error`` naming the keys the user wrote (module docstring); unchanged when the keys it
         names are not interpolated.
 
         The keys an error is about are read from its message: its leading key (``a.b must ...``
-        or ``a.b: ...``), and the words naming keys of that key's section (``neuron: dt *
-        tau_syn_inv must be < 1`` is about ``neuron.dt`` and ``neuron.tau_syn_inv``).
+        or ``a.b: ...``) and, given the ``config`` the error is about, the words that are keys of
+        that key's section in it (``neuron: dt * tau_syn_inv must be < 1`` is about ``neuron.dt``
+        and ``neuron.tau_syn_inv``).
         """
         message = str(error)
         leading = _LEADING_KEY.match(message)
@@ -108,8 +118,10 @@ class Origins:
         lead = leading["key"]
         section = lead if leading["colon"] else lead.rpartition(".")[0]
         keys = [lead]
-        for word in _WORD.findall(message[leading.end() :]) if section else ():
-            keys += [word, f"{section}.{word}"] if "." in word else [f"{section}.{word}"]
+        for word in _WORD.findall(message[leading.end() :]) if section and config else ():
+            for key in (word, f"{section}.{word}") if "." in word else (f"{section}.{word}",):
+                if _exists(config, key):
+                    keys.append(key)
         notes = []
         for key in dict.fromkeys(keys):
             source = self.of(key)

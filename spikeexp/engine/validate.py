@@ -244,7 +244,7 @@ def validate_config(
     try:
         return _validate(config, choices or {})
     except ConfigError as error:
-        explained = (origins or Origins()).explain(error)
+        explained = (origins or Origins()).explain(error, config)
         if explained is error:
             raise
         raise explained from error
