@@ -130,7 +130,11 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, OSError) and error.filename and error.strerror:
         return f"{error.strerror}: {error.filename}"
     lines = _lines(error)
-    return lines[0] if lines else type(error).__name__
+    first = lines[0] if lines else type(error).__name__
+    key = getattr(error, "full_key", None) if isinstance(error, OmegaConfBaseException) else None
+    if key and not first.startswith(str(key)):
+        return f"{key}: {first}"  # where OmegaConf met the problem, e.g. an unknown interpolation
+    return first
 
 
 def job_error_line(error: BaseException) -> str:

@@ -23,11 +23,12 @@ import torch
 from lightning.pytorch import Callback, LightningDataModule, Trainer
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from spikeexp.callbacks.reliability import reliability_callbacks
 from spikeexp.callbacks.sync import SyncEpochMetrics
 from spikeexp.engine.origins import Origins
-from spikeexp.engine.schema import locate, validate_neuron
+from spikeexp.engine.schema import ConfigError, locate, validate_neuron
 from spikeexp.engine.spiking_module import SpikingModule
 from spikeexp.engine.topology import build_network
 from spikeexp.engine.validate import (
@@ -54,10 +55,23 @@ class Experiment:
 
 
 def plain(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` resolved into plain dicts and lists (no OmegaConf objects)."""
-    if isinstance(config, DictConfig):
+    """``config`` resolved into plain dicts and lists (no OmegaConf objects).
+
+    A value that cannot be resolved (an interpolation of a missing key, a missing mandatory
+    value) is a one-line :class:`ConfigError` naming the key where it was written
+    (``trainer.max_epochs: Interpolation key 'nope' not found`` for ``trainer.max_epochs=${nope}``,
+    though ``scheduler.scheduler.T_max`` interpolating it is resolved first).
+    """
+    if not isinstance(config, DictConfig):
+        return dict(config)
+    try:
         return OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
-    return dict(config)
+    except OmegaConfBaseException as error:
+        raw = OmegaConf.to_container(config, resolve=False)
+        found = str(error.full_key or "")
+        key = Origins.of_config(raw).written_at(found, raw) if found else ""
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"{key}: {first}" if key else first) from error
 
 
 def network_from_config(

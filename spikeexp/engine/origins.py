@@ -86,21 +86,31 @@ class Origins:
             config = OmegaConf.to_container(config, resolve=False)
         return cls(dict(_interpolations(config, [])))
 
+    def _step(self, key: str) -> str | None:
+        """The key ``key`` is interpolated from, one link on (None if not interpolated)."""
+        parts = key.split(".")
+        for end in range(len(parts), 0, -1):
+            prefix = ".".join(parts[:end])
+            if prefix in self.links:
+                return ".".join([self.links[prefix], *parts[end:]])
+        return None
+
     def of(self, key: str) -> str:
         """The key the value of ``key`` is written as (``key`` itself if not interpolated)."""
+        return self.written_at(key)
+
+    def written_at(self, key: str, config: Mapping[str, Any] | None = None) -> str:
+        """The end of the chain of links from ``key``; given ``config``, the last key on it that
+        ``config`` defines (where an interpolation of a missing key was written)."""
         seen = {key}
         while True:
-            parts = key.split(".")
-            for end in range(len(parts), 0, -1):
-                prefix = ".".join(parts[:end])
-                if prefix in self.links:
-                    key = ".".join([self.links[prefix], *parts[end:]])
-                    break
-            else:
+            source = self._step(key)
+            if source is None or source in seen:  # a cycle: OmegaConf refuses to resolve it
                 return key
-            if key in seen:  # a cycle: OmegaConf would have refused to resolve it
+            if config is not None and not _exists(config, source):
                 return key
-            seen.add(key)
+            seen.add(source)
+            key = source
 
     def explain(self, error: ConfigError, config: Mapping[str, Any] | None = None) -> ConfigError:
         """``error`` naming the keys the user wrote (module docstring); unchanged when the keys it

@@ -101,6 +101,14 @@ BAD_VALUES = {
             "scheduler.scheduler.T_max = ${trainer.max_epochs}",
         ],
     ),
+    "interpolation of a missing key": (
+        ["trainer.max_epochs=${nope}"],
+        ["error: trainer.max_epochs: Interpolation key 'nope' not found"],
+    ),
+    "key removed that another key interpolates": (
+        ["~trainer.max_epochs"],
+        ["error: scheduler.scheduler.T_max: Interpolation key 'trainer.max_epochs' not found"],
+    ),
     "top-level seed": (["seed=abc"], ["error: seed must be an integer (got 'abc')"]),
     "seed out of range": (["seed=-1"], ["error: seed must be in [0, 4294967295] (got -1)"]),
     "top-level dt": (["dt=abc"], ["error: dt must be a number (got 'abc')"]),

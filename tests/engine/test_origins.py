@@ -42,6 +42,15 @@ def test_relative_and_selected_interpolations() -> None:
     assert origins.of("c") == "c" and origins.of("d") == "d"
 
 
+def test_an_interpolation_of_a_missing_key_is_named_where_it_was_written() -> None:
+    config = {"a": "${b}", "b": "${nope}", "c": {"d": "${a}"}}
+    origins = Origins.of_config(config)
+    assert origins.written_at("c.d", config) == "b"
+    assert origins.written_at("c.d") == "nope"
+    del config["b"]
+    assert origins.written_at("c.d", config) == "a"
+
+
 def test_a_cycle_ends() -> None:
     assert Origins({"a": "b", "b": "a"}).of("a") in ("a", "b")
 
