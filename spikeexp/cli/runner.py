@@ -63,8 +63,8 @@ from spikeexp.cli.sweep_summary import (
 T = TypeVar("T")
 KNOWN_ERRORS = (HydraException, OmegaConfBaseException, ValueError, OSError, NonFiniteLossError)
 SIGTERM_EXIT_CODE = 143
-SWEEP_EXIT_CODES = {"completed": 0, "all failed": 1, "some failed": 2}
-"""Exit codes of a sweep, by how its jobs ended (jobs of this invocation only)."""
+SWEEP_EXIT_CODES = {"all failed": 1, "some failed": 2}
+"""Exit codes of a sweep with failed jobs (jobs of this invocation only; 0 when none failed)."""
 CLI_MARKER = "SPIKEEXP_CLI_SET_HYDRA_FULL_ERROR"
 SETUP_FILES = {
     ".hydra": None,
