@@ -43,8 +43,8 @@ COMMON = [
     "~callbacks",
     "test=false",
 ]
-IDX_ROOT = "{idx_root}"
-"""Placeholder for the folder of small IDX files (:func:`idx_root`)."""
+IDX_ROOT, SHD_ROOT, NMNIST_ROOT = "{idx}", "{shd}", "{nmnist}"
+"""Placeholders for the folders of small data files (:func:`data_root`)."""
 TINY: dict[str, dict[str, list[str]]] = {
     "task": {
         "digits": ["data.batch_size=8"],
@@ -61,6 +61,15 @@ TINY: dict[str, dict[str, list[str]]] = {
             "data.test_batches=1",
             "data.long_test_batches=0",
         ],
+        "sequential_digits": ["data.batch_size=8", "data.order=rows"],
+        "smnist": [
+            "data.batch_size=8",
+            f"data.root={IDX_ROOT}",
+            "data.order=rows",
+            "data.thresholds=2",
+        ],
+        "shd": ["data.batch_size=4", f"data.root={SHD_ROOT}", "data.duration=0.01"],
+        "nmnist": ["data.batch_size=4", f"data.root={NMNIST_ROOT}", "data.duration=0.01"],
     },
     "topology": {
         "mlp": ["topology.hidden=[8]"],
@@ -72,11 +81,11 @@ TINY: dict[str, dict[str, list[str]]] = {
 """Overrides keeping each option small (a new task needs its entry: see the test below)."""
 
 # What each task gives, stated by hand: the matrix test checks the refusals against it.
-SEQUENCE_TASKS = {"memory"}
+SEQUENCE_TASKS = {"memory", "sequential_digits", "smnist", "shd", "nmnist"}
 """Tasks whose samples are sequences already (they need encoder=none)."""
 VOLTAGE_READING_TASKS = {"memory"}
 """Tasks that read their LI readout themselves (no spiking readout)."""
-FLAT_STEP_TASKS = {"memory"}
+FLAT_STEP_TASKS = {"memory", "sequential_digits", "smnist", "shd"}
 """Sequence tasks whose steps are vectors (no image for a conv topology)."""
 
 
@@ -105,16 +114,24 @@ def expected_refusal(task: str, topology: str, decoder: str, encoder: str) -> st
 
 
 @cache
-def idx_root() -> Path:
-    """Small MNIST-format IDX files (40 + 10 random images), once per test process."""
-    root = Path(tempfile.mkdtemp(prefix="spikeexp-idx-"))
+def data_root(kind: str) -> Path:
+    """Small data files in the published layouts, once per test process: MNIST IDX files (40 +
+    10 random images), SHD HDF5 files, N-MNIST binary files."""
+    root = Path(tempfile.mkdtemp(prefix=f"spikeexp-{kind}-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
-    fake_dataset(root, train=40, test=10)
+    if kind == "idx":
+        fake_dataset(root, train=40, test=10)
+    else:
+        from tests.tasks.test_events import write_nmnist, write_shd
+
+        {"shd": write_shd, "nmnist": write_nmnist}[kind](root)
     return root
 
 
 def tiny(group: str, option: str) -> list[str]:
-    return [o.format(idx_root=idx_root()) for o in TINY.get(group, {}).get(option, [])]
+    overrides = TINY.get(group, {}).get(option, [])
+    roots = {kind: kind for kind in ("idx", "shd", "nmnist")}
+    return [o.format(**{k: data_root(k) for k in roots if f"{{{k}}}" in o}) for o in overrides]
 
 
 @cache
@@ -235,6 +252,10 @@ def test_nothing_is_loaded_by_the_validation_pass(
         ("mnist", TaskNeeds((1, 28, 28))),
         ("fashion_mnist", TaskNeeds((1, 28, 28))),
         ("memory", TaskNeeds((12, 20), sequence_steps=12, decoder=False, readout="voltage")),
+        ("sequential_digits", TaskNeeds((8, 8), sequence_steps=8)),
+        ("smnist", TaskNeeds((28, 28 * 2 * 2), sequence_steps=28)),
+        ("shd", TaskNeeds((10, 700), sequence_steps=10)),
+        ("nmnist", TaskNeeds((10, 2, 34, 34), sequence_steps=10)),
     ],
 )
 def test_each_task_declares_its_needs(task: str, needs: TaskNeeds) -> None:
