@@ -23,8 +23,16 @@ REFUSED_WITH_DEFAULTS = {
     ("neuron", "li"): "li is a non-spiking model and cannot be used in",
     # The digits are static images; encoder=none takes sequences.
     ("encoder", "none"): "gives static samples of shape .* takes sequences.*; use encoder=",
-    # The memory task provides spike trains: encoder=none, not the default constant current.
+    # The sequence tasks provide their input over time: encoder=none, not the default constant
+    # current.
     ("task", "memory"): "provides sequences of 2400 steps .* itself.*; use encoder=none$",
+    ("task", "sequential_digits"): "provides sequences of 64 steps .*; use encoder=none$",
+    ("task", "smnist"): "provides sequences of 784 steps .*; use encoder=none$",
+    ("task", "shd"): r"provides sequences of 1000 steps of shape \(700,\).*; use encoder=none$",
+    (
+        "task",
+        "nmnist",
+    ): r"provides sequences of 300 steps of shape \(2, 34, 34\).*; use encoder=none$",
 }
 
 

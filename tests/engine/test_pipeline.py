@@ -49,6 +49,7 @@ NOT_TRAINED_GROUPS = {"launcher", "hparams_search"}
 REFUSED = {
     ("neuron", "li"): "neuron.model=li is a non-spiking model",
     ("encoder", "none"): "encoder=none takes sequences",
+    ("task", "sequential_digits"): r"provides sequences of 64 steps of shape \(1,\) itself",
 }
 IDX_TASKS = {"mnist", "fashion_mnist", "mnist_conv", "fashion_mnist_conv"}
 
