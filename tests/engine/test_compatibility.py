@@ -129,9 +129,10 @@ def data_root(kind: str) -> Path:
 
 
 def tiny(group: str, option: str) -> list[str]:
+    """The overrides of :data:`TINY` for ``group=option``, data folders filled in."""
     overrides = TINY.get(group, {}).get(option, [])
-    roots = {kind: kind for kind in ("idx", "shd", "nmnist")}
-    return [o.format(**{k: data_root(k) for k in roots if f"{{{k}}}" in o}) for o in overrides]
+    kinds = ("idx", "shd", "nmnist")
+    return [o.format(**{k: data_root(k) for k in kinds if f"{{{k}}}" in o}) for o in overrides]
 
 
 @cache
