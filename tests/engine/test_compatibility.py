@@ -8,6 +8,9 @@ composed with Hydra once per option, at tiny sizes, and the four are put togethe
 (the topology, decoder and encoder options only fill their own section; the slow test composes
 every composition with Hydra and runs it through ``spikeexp-train``'s own ``train``). Which
 compositions are refused is stated below by hand, from the data each task gives.
+
+The default-suite matrix (576 compositions) takes about 35 s of CPU time in one process (80 s
+wall on a shared 2-core machine).
 """
 
 from __future__ import annotations
