@@ -25,6 +25,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from spikeexp.callbacks.backends import BackendReport
 from spikeexp.callbacks.reliability import reliability_callbacks
 from spikeexp.callbacks.sync import SyncEpochMetrics
 from spikeexp.engine.origins import Origins
@@ -160,6 +161,7 @@ def build_trainer(spec: RunSpec, **overrides: Any) -> Trainer:
     # Always on (spikeexp.callbacks.reliability, spikeexp.runtime.checkpoint): NaN/inf guard,
     # last.ckpt every N steps and on SIGTERM, atomic checkpoint writes and weights_only loads.
     callbacks += reliability_callbacks(config["last_checkpoint_every_n_steps"])
+    callbacks.append(BackendReport())  # logs each layer's time-loop backend once
     kwargs: dict[str, Any] = {
         "callbacks": callbacks,
         "logger": loggers or False,
