@@ -43,7 +43,9 @@ transmission rule (``stp``) inserts a :class:`~spikeexp.module.ShortTermPlastici
 A new topology is a schema dataclass (its fields are the config keys; ``check`` validates the
 values, ``spiking_layers`` names its spiking layers, ``plastic_layers`` those whose input
 connection may be plastic, ``neuron_layers`` those built from the ``neuron`` config, ``readout``
-whether ``fc_out`` and ``readout`` follow) and a builder, registered in :data:`TOPOLOGIES`.
+whether ``fc_out`` and ``readout`` follow, an optional class attribute ``input_dims`` naming the
+per-step input dimensions it needs, checked against the task and encoder by the validation pass)
+and a builder, registered in :data:`TOPOLOGIES`.
 """
 
 from __future__ import annotations
@@ -122,6 +124,9 @@ class MLPTopology:
 @dataclass
 class ConvTopology:
     """``conv``: conv/pool stages (``channels``), then dense spiking layers (``hidden``)."""
+
+    input_dims: ClassVar[tuple[str, ...]] = ("channels", "height", "width")
+    """The per-step input the stages take."""
 
     type: str = "conv"
     channels: list[int] = field(default_factory=lambda: [16, 32])

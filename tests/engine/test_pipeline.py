@@ -51,6 +51,8 @@ REFUSED = {
     ("optimizer", "none"): r"takes no settings \(got lr\)",
     # The default experiment sets topology.hidden, which the competitive topology has not.
     ("topology", "competitive"): "topology: unknown key 'hidden'",
+    ("encoder", "none"): "encoder=none takes sequences",
+    ("task", "sequential_digits"): r"provides sequences of 64 steps of shape \(1,\) itself",
 }
 IDX_TASKS = {
     "mnist",
@@ -137,7 +139,8 @@ def test_conv_topology_needs_images(tmp_path: Path, compose_run) -> None:
             f"paths.output_dir={tmp_path}",
         ]
     )
-    with pytest.raises(ConfigError, match=r"topology conv needs image input.*\(512,\)"):
+    message = r"topology.type=conv needs input \[channels, height, width\] .* shape \(512,\)"
+    with pytest.raises(ConfigError, match=message):
         build_experiment(config)
 
 

@@ -134,8 +134,12 @@ def test_bad_plasticity_configs_give_one_line_errors(overrides: list[str], messa
 def test_task_and_topology_must_fit(compose_run, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"it has no loss .*use optimizer=none"):
         build_experiment(compose_run(["experiment=digits_stdp", "optimizer=adam"]))
-    with pytest.raises(ConfigError, match="topology competitive has no readout layer"):
-        build_experiment(compose_run(["topology=competitive", "~topology.hidden"]))
+    with pytest.raises(ConfigError, match="topology=competitive has no readout layer") as error:
+        validate_config(
+            plain(compose_run(["topology=competitive", "~topology.hidden"])),
+            choices={"topology": "competitive"},
+        )
+    assert str(error.value).endswith("; use topology=conv (or mlp, recurrent)")
 
 
 def test_networks_with_plastic_layers() -> None:
