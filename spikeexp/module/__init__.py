@@ -35,6 +35,8 @@ from spikeexp.module.neurons import (
     IzhikevichCell,
     IzhikevichRecurrent,
     IzhikevichRecurrentCell,
+    LIBox,
+    LIBoxCell,
     LICell,
     LIFAdEx,
     LIFAdExCell,
@@ -54,7 +56,7 @@ from spikeexp.module.neurons import (
     PLIFRecurrent,
     PLIFRecurrentCell,
 )
-from spikeexp.module.pool import FusedMaxPool2d
+from spikeexp.module.pool import FusedMaxPool2d, SumPool2d
 from spikeexp.module.readout import LILinear, LILinearCell
 
 __all__ = [
@@ -77,6 +79,8 @@ __all__ = [
     "IzhikevichCell",
     "IzhikevichRecurrent",
     "IzhikevichRecurrentCell",
+    "LIBox",
+    "LIBoxCell",
     "LICell",
     "LIFAdEx",
     "LIFAdExCell",
@@ -114,4 +118,5 @@ __all__ = [
     "SpikeCount",
     "SpikeLatencyEncoder",
     "SpikingNetwork",
+    "SumPool2d",
 ]

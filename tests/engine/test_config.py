@@ -65,8 +65,8 @@ def test_every_option_composes_and_validates(group: str, option: str) -> None:
     config = compose_train([f"{prefix}{group}={option}", "paths.output_dir=/tmp/unused"])
     if group in SWEEP_GROUPS:
         return
-    if (group, option) == ("neuron", "li"):  # a readout model: no spiking hidden layers
-        with pytest.raises(ConfigError, match="li is a non-spiking model and cannot be used in"):
+    if (group, option) in (("neuron", "li"), ("neuron", "li_box")):  # readouts: not spiking
+        with pytest.raises(ConfigError, match=f"{option} is a non-spiking model and cannot be"):
             validate_config(plain(config))
         return
     validate_config(plain(config))

@@ -16,9 +16,9 @@ from spikeexp.cli.train import train
 from spikeexp.engine.experiment import build_experiment, build_trainer
 from spikeexp.engine.schema import ConfigError
 from spikeexp.engine.spiking_module import Regularization, SpikingModule
+from tests.engine.test_config import default_groups, group_options
 from tests.helpers import compose_like_cli
 from tests.tasks.conftest import fake_dataset
-from tests.engine.test_config import default_groups, group_options
 
 FEW_BATCHES = [
     "trainer.max_epochs=1",
@@ -38,7 +38,10 @@ NOT_TRAINED = {
 }
 NOT_TRAINED_GROUPS = {"launcher", "hparams_search"}
 # Options that must be refused with a clear error in the default (feed-forward) network.
-REFUSED = {("neuron", "li"): "neuron.model=li is a non-spiking model"}
+REFUSED = {
+    ("neuron", "li"): "neuron.model=li is a non-spiking model",
+    ("neuron", "li_box"): "neuron.model=li_box is a non-spiking model",
+}
 IDX_TASKS = {"mnist", "fashion_mnist", "mnist_conv", "fashion_mnist_conv"}
 
 
