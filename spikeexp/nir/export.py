@@ -122,9 +122,11 @@ def _input_shape(layers: list[tuple[str, nn.Module]]) -> tuple[int, ...]:
 
 
 def _output_shape(module: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Per-sample output shape of a stateless layer (run on zeros, two samples)."""
+    """Per-sample output shape of a stateless layer (run on zeros of its dtype, two samples)."""
+    tensors = [*module.parameters(), *module.buffers()]
+    like = tensors[0] if tensors else torch.zeros(())
     with torch.no_grad():
-        return tuple(module(torch.zeros(2, *shape)).shape[1:])
+        return tuple(module(like.new_zeros(2, *shape)).shape[1:])
 
 
 def _pair(value: Any) -> np.ndarray:

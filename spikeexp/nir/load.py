@@ -191,7 +191,7 @@ def _layer_name(name: str) -> str:
 
 
 def _tensor(array: Any) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(array), dtype=torch.float32)
+    return torch.as_tensor(np.array(array, dtype=np.float32))
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -389,7 +389,7 @@ class _NetworkBuilder:
             if recurrent_bias is not None:
                 self.add_bias(name, previous, recurrent_bias)
             input_weights = torch.eye(hidden)
-        gain = np.broadcast_to(np.asarray(imported.gain, dtype=np.float64), (hidden,))
+        gain = np.array(np.broadcast_to(np.asarray(imported.gain, dtype=np.float64), (hidden,)))
         if not is_one(gain):
             factor = torch.as_tensor(gain, dtype=torch.float64).reshape(-1, 1)
             input_weights = (input_weights.double() * factor).float()
