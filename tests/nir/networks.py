@@ -21,12 +21,25 @@ SPIKING_MODELS = ("lif", "lif_box", "plif", "iaf")
 READOUT_MODELS = ("li", "li_box", "li_linear")
 
 
-def spiking_layer(model: str, size: int, recurrent_input: int | None = None) -> NeuronModule:
-    """A spiking layer with non-default parameters, some of them one value per neuron."""
-    per_neuron = torch.linspace(80.0, 160.0, size)
+def spiking_layer(
+    model: str,
+    size: int,
+    recurrent_input: int | None = None,
+    dt: float = DT,
+    rest_at_zero: bool = False,
+    layer_wide: bool = False,
+) -> NeuronModule:
+    """A spiking layer with non-default parameters, some of them one value per neuron; rate
+    constants scaled by ``DT / dt`` (the same discrete-time dynamics at any ``dt``). With
+    ``rest_at_zero`` the leak and reset voltages keep their default 0 (what Norse and snnTorch
+    read), with ``layer_wide`` every parameter has one value per layer (what snnTorch reads)."""
+    factor = DT / dt
+    per_neuron = torch.linspace(80.0, 160.0, size) * factor
+    if layer_wide:
+        per_neuron = float(per_neuron.mean())
     options: dict[str, Any] = {
         "lif": {
-            "tau_syn_inv": 150.0,
+            "tau_syn_inv": 150.0 * factor,
             "tau_mem_inv": per_neuron,
             "v_leak": 0.05,
             "v_th": 0.9,
@@ -34,13 +47,15 @@ def spiking_layer(model: str, size: int, recurrent_input: int | None = None) -> 
         },
         "lif_box": {"tau_mem_inv": per_neuron, "v_leak": 0.1, "v_th": 0.8, "v_reset": 0.02},
         "plif": {"tau_mem_inv": per_neuron * 2, "learnable": ("tau_mem_inv",), "v_th": 0.7},
-        "iaf": {"v_th": torch.linspace(0.8, 1.2, size), "v_reset": 0.05},
+        "iaf": {"v_th": 1.0 if layer_wide else torch.linspace(0.8, 1.2, size), "v_reset": 0.05},
     }[model]
+    if rest_at_zero:
+        options = {k: v for k, v in options.items() if k not in ("v_leak", "v_reset")}
     prefix = se.functional.MODELS[model].prefix
     if recurrent_input is None:
-        return se.NEURON_MODULES[prefix](dt=DT, **options)
+        return se.NEURON_MODULES[prefix](dt=dt, **options)
     cls = se.NEURON_MODULES[f"{prefix}Recurrent"]
-    return cls(recurrent_input, size, dt=DT, **options)
+    return cls(recurrent_input, size, dt=dt, **options)
 
 
 def readout_layer(model: str, inputs: int, size: int) -> dict[str, nn.Module]:
@@ -65,9 +80,16 @@ def _linear(inputs: int, outputs: int, gain: float = 3.0, bias: float = 0.3) -> 
 
 
 def feed_forward(
-    model: str, readout: str = "li", scale: float | None = 1.5, batch_norm: bool = False
+    model: str,
+    readout: str | None = "li",
+    scale: float | None = 1.5,
+    batch_norm: bool = False,
+    dt: float = DT,
+    rest_at_zero: bool = False,
+    layer_wide: bool = False,
 ) -> se.SpikingNetwork:
-    """fc1 [bn1] [scale] hidden1, dropout (eval), fc2, hidden2, readout."""
+    """fc1 [bn1] [scale] hidden1, dropout (eval), fc2, hidden2[, readout]; the last three
+    arguments as :func:`spiking_layer`'s."""
     torch.manual_seed(1)
     inputs, first, second, outputs = SIZES
     layers: OrderedDict[str, nn.Module] = OrderedDict(fc1=se.Lift(_linear(inputs, first)))
@@ -81,24 +103,34 @@ def feed_forward(
         layers["bn1"] = se.Lift(norm)
     if scale is not None:
         layers["scale_hidden1"] = se.Lift(se.Scale(scale))
-    layers["hidden1"] = spiking_layer(model, first)
+    options = {"dt": dt, "rest_at_zero": rest_at_zero, "layer_wide": layer_wide}
+    layers["hidden1"] = spiking_layer(model, first, **options)
     layers["dropout1"] = se.Lift(nn.Dropout(0.3))
     boxed = model in ("lif_box", "plif")  # no synaptic current: needs a stronger drive
     layers["fc2"] = se.Lift(_linear(first, second, gain=4.0 if boxed else 2.0, bias=1.0 * boxed))
-    layers["hidden2"] = spiking_layer(model, second)
-    layers.update(readout_layer(readout, second, outputs))
+    layers["hidden2"] = spiking_layer(model, second, **options)
+    if readout is not None:
+        layers.update(readout_layer(readout, second, outputs))
     return se.SpikingNetwork(layers, ["hidden1", "hidden2"]).eval()
 
 
-def recurrent(model: str, autapses: bool = False, scale: float | None = 2.0) -> se.SpikingNetwork:
-    """[scale] hidden1 (recurrent, input weights), fc2, hidden2 (recurrent), LI readout."""
+def recurrent(
+    model: str,
+    autapses: bool = False,
+    scale: float | None = 2.0,
+    readout: bool = True,
+    dt: float = DT,
+    rest_at_zero: bool = False,
+    layer_wide: bool = False,
+) -> se.SpikingNetwork:
+    """[scale] hidden1 (recurrent, input weights), fc2, hidden2 (recurrent)[, LI readout]."""
     torch.manual_seed(2)
     inputs, first, second, outputs = SIZES
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     if scale is not None:
         layers["scale_hidden1"] = se.Lift(se.Scale(scale))
-    hidden1 = spiking_layer(model, first, recurrent_input=inputs)
-    hidden2 = spiking_layer(model, second, recurrent_input=second)
+    hidden1 = spiking_layer(model, first, inputs, dt, rest_at_zero, layer_wide)
+    hidden2 = spiking_layer(model, second, second, dt, rest_at_zero, layer_wide)
     for layer in (hidden1, hidden2):
         layer.autapses = autapses
         with torch.no_grad():
@@ -107,12 +139,16 @@ def recurrent(model: str, autapses: bool = False, scale: float | None = 2.0) -> 
     layers["hidden1"] = hidden1
     layers["fc2"] = se.Lift(_linear(first, second, gain=2.0))
     layers["hidden2"] = hidden2
-    layers.update(readout_layer("li", second, outputs))
+    if readout:
+        layers.update(readout_layer("li", second, outputs))
     return se.SpikingNetwork(layers, ["hidden1", "hidden2"]).eval()
 
 
-def convolutional(pool: str, model: str = "lif", batch_norm: bool = True) -> se.SpikingNetwork:
-    """conv1 [bn] spike1 pool1 conv2 scale spike2 pool2? flatten fc hidden readout, on 1x12x12."""
+def convolutional(
+    pool: str, batch_norm: bool = True, readout: bool = True, dt: float = DT
+) -> se.SpikingNetwork:
+    """conv1 [bn] spike_conv1 pool1 conv2 scale spike_conv2 flatten fc1 hidden1[ readout], on
+    1x12x12 input, all LIF."""
     torch.manual_seed(3)
     pools = {
         "max": lambda: se.FusedMaxPool2d(2),
@@ -133,16 +169,18 @@ def convolutional(pool: str, model: str = "lif", batch_norm: bool = True) -> se.
             norm.running_var.uniform_(0.5, 1.5)
             norm.weight.uniform_(0.8, 1.2)
         layers["bn_conv1"] = se.Lift(norm)
-    layers["spike_conv1"] = spiking_layer(model, 1) if model != "lif" else se.LIF(dt=DT)
+    rates = {"tau_syn_inv": 200.0 * DT / dt, "tau_mem_inv": 100.0 * DT / dt, "dt": dt}
+    layers["spike_conv1"] = se.LIF(**rates)
     layers["pool1"] = se.Lift(pools[pool]())
     layers["conv2"] = se.Lift(conv2)
     layers["scale_spike_conv2"] = se.Lift(se.Scale(4.0 if pool == "avg" else 2.0))
-    layers["spike_conv2"] = se.LIF(dt=DT, v_th=0.8)
+    layers["spike_conv2"] = se.LIF(v_th=0.8, **rates)
     layers["flatten"] = se.Lift(nn.Flatten())
     features = 6 * 5 * 5
     layers["fc1"] = se.Lift(_linear(features, 8, gain=2.0))
-    layers["hidden1"] = se.LIF(dt=DT)
-    layers.update(readout_layer("li", 8, 3))
+    layers["hidden1"] = se.LIF(**rates)
+    if readout:
+        layers.update(readout_layer("li", 8, 3))
     return se.SpikingNetwork(layers, ["spike_conv1", "spike_conv2", "hidden1"]).eval()
 
 
