@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nir
 
@@ -77,11 +78,10 @@ def export(arguments: ExportArguments) -> tuple[Path, nir.NIRGraph]:
     module = experiment.module
     module.load_state_dict(verify_checkpoint(checkpoint, module)["state_dict"])
     module.eval()
-    metadata = {
-        "encoder": repr(module.encoder),
-        "seq_length": int(module.encoder.seq_length),
-        "checkpoint": str(checkpoint),
-    }
+    metadata: dict[str, Any] = {"encoder": repr(module.encoder), "checkpoint": str(checkpoint)}
+    seq_length = getattr(module.encoder, "seq_length", None)
+    if seq_length is not None:
+        metadata["seq_length"] = int(seq_length)
     decoder = getattr(module.task, "decoder", None)
     if decoder is not None:
         metadata["decoder"] = repr(decoder)
