@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
+from spikeexp.engine import network_from_config
 from spikeexp.functional.fused import build, ops
 from spikeexp.functional.surrogate import SURROGATES
-from spikeexp.network import build_network
 from tests.functional import fused_cases as cases
 
 pytestmark = pytest.mark.skipif(build.kernels() is None, reason="no C++ compiler")
@@ -204,7 +204,7 @@ def test_compiled_network_traces_through_the_operators(name: str, backend: str) 
     and backward), the eager results, no graph break."""
     topology, neuron, shape, expected = NETWORKS[name]
     torch.manual_seed(0)
-    network = build_network(topology, neuron, {"model": "li"}, shape, 3)
+    network = network_from_config(topology, neuron, {"model": "li"}, shape, 3)
     x = torch.rand(6, 2, *shape) * 4
     graphs: list[torch.fx.Graph] = []
 
