@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any, TypeVar
 
@@ -33,3 +34,23 @@ def check_choice(key: str, value: str, choices: Sequence[str]) -> None:
     """One-line ``ValueError`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ValueError(f"{key} must be one of {', '.join(choices)} (got {value!r})")
+
+
+def run_command(
+    name: str, usage: str, argv: Sequence[str] | None, work: Callable[[list[str]], list[str]]
+) -> int:
+    """Run a ``key=value`` command: ``-h``/``--help`` prints ``usage``; ``work(argv)`` returns
+    the lines to print. Bad input (``ValueError``, ``OSError``) is one line ``<name>: <error>``
+    on stderr and exit status 2; success exits 0."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(word in ("-h", "--help") for word in argv):
+        print(usage)
+        return 0
+    try:
+        lines = work(argv)
+    except (ValueError, OSError) as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(line)
+    return 0

@@ -30,7 +30,7 @@ from typing import Any
 
 import nir
 
-from spikeexp.cli.arguments import check_choice, parse_key_values
+from spikeexp.cli.arguments import check_choice, parse_key_values, run_command
 from spikeexp.engine import build_experiment
 from spikeexp.nir import export_nir
 from spikeexp.nir.conventions import READOUTS, RESISTANCES
@@ -98,21 +98,15 @@ def export(arguments: ExportArguments) -> tuple[Path, nir.NIRGraph]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``spikeexp-export``; returns the exit status."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if any(word in ("-h", "--help") for word in argv):
-        print(__doc__)
-        return 0
-    try:
-        out, graph = export(parse_arguments(argv))
-    except (ValueError, OSError) as error:
-        print(f"spikeexp-export: {error}", file=sys.stderr)
-        return 2
-    shape = tuple(int(size) for size in graph.nodes["input"].input_type["input"])
-    print(
-        f"{out}: {len(graph.nodes)} nodes, {len(graph.edges)} edges, "
-        f"dt={graph.metadata['dt']:g} s, input shape {shape}"
-    )
-    return 0
+
+    def work(words: list[str]) -> list[str]:
+        out, graph = export(parse_arguments(words))
+        shape = tuple(int(size) for size in graph.nodes["input"].input_type["input"])
+        dt = graph.metadata["dt"]
+        nodes, edges = len(graph.nodes), len(graph.edges)
+        return [f"{out}: {nodes} nodes, {edges} edges, dt={dt:g} s, input shape {shape}"]
+
+    return run_command("spikeexp-export", __doc__, argv, work)
 
 
 if __name__ == "__main__":

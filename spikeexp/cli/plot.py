@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spikeexp.cli.arguments import check_choice, parse_key_values
+from spikeexp.cli.arguments import check_choice, parse_key_values, run_command
 from spikeexp.engine import build_experiment
 from spikeexp.runtime.checkpoint import verify_checkpoint
 from spikeexp.runtime.run_files import CHECKPOINT_CHOICES, locate_run, offline_config
@@ -116,18 +116,11 @@ def render(arguments: PlotArguments) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``spikeexp-plot``; returns the exit status."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if any(word in ("-h", "--help") for word in argv):
-        print(__doc__)
-        return 0
-    try:
-        paths = render(parse_arguments(argv))
-    except (ValueError, OSError) as error:
-        print(f"spikeexp-plot: {error}", file=sys.stderr)
-        return 2
-    for path in paths:
-        print(path)
-    return 0
+
+    def work(words: list[str]) -> list[str]:
+        return [str(path) for path in render(parse_arguments(words))]
+
+    return run_command("spikeexp-plot", __doc__, argv, work)
 
 
 if __name__ == "__main__":

@@ -235,14 +235,20 @@ def _import_if(node: nir.IF, dt: float) -> ImportedNeuron:
     return ImportedNeuron("iaf", params, dt * np.asarray(node.r, dtype=np.float64))
 
 
-def _import_cuba_li(node: nir.CubaLI, dt: float) -> ImportedNeuron:
-    rate_syn, rate_mem = _rates(node, "tau_syn", "tau_mem")
+def _li(
+    rate_syn: np.ndarray, rate_mem: np.ndarray, v_leak: np.ndarray, gain: np.ndarray
+) -> ImportedNeuron:
     params = {
         "tau_syn_inv": parameter(rate_syn),
         "tau_mem_inv": parameter(rate_mem),
-        "v_leak": parameter(node.v_leak),
+        "v_leak": parameter(v_leak),
     }
-    return ImportedNeuron("li", params, dt * rate_syn * node.w_in * node.r)
+    return ImportedNeuron("li", params, gain)
+
+
+def _import_cuba_li(node: nir.CubaLI, dt: float) -> ImportedNeuron:
+    rate_syn, rate_mem = _rates(node, "tau_syn", "tau_mem")
+    return _li(rate_syn, rate_mem, node.v_leak, dt * rate_syn * node.w_in * node.r)
 
 
 def _import_li(node: nir.LI, dt: float) -> ImportedNeuron:
@@ -268,12 +274,7 @@ def merge_li_chain(synapse: nir.LI, membrane: nir.LI, dt: float) -> ImportedNeur
     r"""Two ``LI`` nodes in a row, the first without leak voltage, read as one spikeexp ``li``:
     the first node's voltage is the synaptic current (times :math:`R` of the second)."""
     rate_syn, rate_mem = _rates(synapse, "tau")[0], _rates(membrane, "tau")[0]
-    params = {
-        "tau_syn_inv": parameter(rate_syn),
-        "tau_mem_inv": parameter(rate_mem),
-        "v_leak": parameter(membrane.v_leak),
-    }
-    return ImportedNeuron("li", params, dt * rate_syn * synapse.r * membrane.r)
+    return _li(rate_syn, rate_mem, membrane.v_leak, dt * rate_syn * synapse.r * membrane.r)
 
 
 def import_neuron(node: nir.NIRNode, dt: float) -> ImportedNeuron:
