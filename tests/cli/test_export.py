@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import nir
+import numpy as np
 import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -23,7 +24,7 @@ from spikeexp.runtime.checkpoint import verify_checkpoint
 from spikeexp.runtime.run_files import find_checkpoint, locate_run, offline_config
 from tests.helpers import compose_like_cli
 from tests.nir.networks import assert_active, trajectories
-from tests.nir.test_round_trip import FOLDED_TOLERANCE, VOLTAGE_TOLERANCE
+from tests.nir.test_round_trip import voltage_atol
 from tests.tasks.conftest import fake_dataset
 
 FEW_BATCHES = [
@@ -88,12 +89,12 @@ def assert_same_network(run_dir: Path, path: Path) -> None:
     spikes_back, voltages_back = trajectories(imported, x)
     for name in module.network.spiking_layers:
         assert torch.equal(spikes_back[name], spikes[name]), name
-    # Batch norm (the digits default) is folded into the weights: float32 rounding of the folded
-    # weights (tests/nir/test_round_trip.py, FOLDED_TOLERANCE).
+    # Batch norm (the digits default) is folded into the weights, rounded to float32 once:
+    # voltages agree to 1e-6 relative (tests/nir/test_round_trip.py, voltage_atol).
     folded = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
-    tolerance = FOLDED_TOLERANCE if folded else VOLTAGE_TOLERANCE
     for name, v in voltages.items():
-        torch.testing.assert_close(voltages_back[name], v, atol=tolerance, rtol=0)
+        atol = voltage_atol(v, relative=folded)
+        torch.testing.assert_close(voltages_back[name], v, atol=atol, rtol=0)
 
 
 def test_digits_run_exports_from_the_command_line(trained_run, tmp_path: Path) -> None:
@@ -113,6 +114,31 @@ def test_digits_run_exports_from_the_command_line(trained_run, tmp_path: Path) -
     assert graph.metadata["decoder"].startswith("MaxOverTime")
     assert Path(graph.metadata["checkpoint"]) == find_checkpoint(run_dir, "best")
     assert_same_network(run_dir, out)
+
+
+def _node_arrays(graph: nir.NIRGraph) -> dict[str, np.ndarray]:
+    return {
+        f"{name}.{field}": value
+        for name, node in graph.nodes.items()
+        for field, value in vars(node).items()
+        if isinstance(value, np.ndarray)
+    }
+
+
+def test_ckpt_path_exports_the_same_graph_as_run_dir(trained_run, tmp_path: Path) -> None:
+    """``ckpt_path=`` alone (the config stored in the checkpoint) writes the graph that
+    ``run_dir=... checkpoint=last`` writes, by default next to the checkpoints folder."""
+    run_dir = trained_run("seq_length=8")
+    last = find_checkpoint(run_dir, "last")
+    assert main([f"run_dir={run_dir}", "checkpoint=last", f"out={tmp_path / 'by_run.nir'}"]) == 0
+    assert main([f"ckpt_path={last}"]) == 0
+    by_run, by_checkpoint = nir.read(tmp_path / "by_run.nir"), nir.read(run_dir / "model.nir")
+    assert Path(by_checkpoint.metadata["checkpoint"]) == last
+    assert sorted(by_checkpoint.edges) == sorted(by_run.edges)
+    arrays, arrays_back = _node_arrays(by_run), _node_arrays(by_checkpoint)
+    assert arrays.keys() == arrays_back.keys() and "fc1.weight" in arrays
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(arrays_back[key], value, err_msg=key)
 
 
 def test_fashion_mnist_convnet_run_exports(trained_run, tmp_path: Path) -> None:

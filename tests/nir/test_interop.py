@@ -93,7 +93,7 @@ def test_norse_reads_feed_forward_graphs_exactly(model: str, tmp_path: Path) -> 
     assert torch.equal(_norse(tmp_path / "model.nir", x), _spikes(network, x))
 
 
-@pytest.mark.parametrize("model", ["lif", "lif_box", "iaf"])
+@pytest.mark.parametrize("model", ["lif", "lif_box", "plif", "iaf"])
 def test_norse_reads_recurrent_graphs_exactly(model: str, tmp_path: Path) -> None:
     network = recurrent(model, readout=False, rest_at_zero=True)
     x = drive((SIZES[0],), steps=STEPS)
