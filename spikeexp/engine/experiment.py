@@ -24,6 +24,7 @@ from lightning.pytorch import Callback, LightningDataModule, Trainer
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from spikeexp.callbacks.backends import BackendReport
 from spikeexp.callbacks.reliability import reliability_callbacks
 from spikeexp.callbacks.sync import SyncEpochMetrics
 from spikeexp.engine.schema import ConfigError, locate, resolve_model, validate_neuron
@@ -155,6 +156,7 @@ def build_trainer(spec: RunSpec, **overrides: Any) -> Trainer:
     # Always on (spikeexp.callbacks.reliability, spikeexp.runtime.checkpoint): NaN/inf guard,
     # last.ckpt every N steps and on SIGTERM, atomic checkpoint writes and weights_only loads.
     callbacks += reliability_callbacks(config["last_checkpoint_every_n_steps"])
+    callbacks.append(BackendReport())  # logs each layer's time-loop backend once
     kwargs: dict[str, Any] = {
         "callbacks": callbacks,
         "logger": loggers or False,

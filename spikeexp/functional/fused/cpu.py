@@ -14,8 +14,16 @@ import torch
 from torch import Tensor
 
 from spikeexp.functional.fused.build import kernel
-from spikeexp.functional.fused.common import pointer, surrogate_of, time_rows
+from spikeexp.functional.fused.common import (
+    input_stride,
+    period,
+    pointer,
+    surrogate_of,
+    time_rows,
+)
 
+NAME = "C++ kernels"
+"""How :class:`~spikeexp.callbacks.backends.BackendReport` names this implementation."""
 INLINE_SURROGATES = {"super": 1, "fast_sigmoid": 2, "triangle": 3, "straight_through": 4}
 """Surrogates the LIF backward kernel evaluates itself (codes of ``kernels.cpp``), bit-identical
 to :func:`~spikeexp.functional.surrogate.surrogate_derivative`."""
@@ -30,16 +38,6 @@ def _in_state_dtype(x: Tensor, dtype: torch.dtype) -> Tensor:
     return x.to(dtype)
 
 
-def _x_stride(x: Tensor) -> int:
-    """Elements between the time steps of ``x`` (0 for an input repeated over time)."""
-    return 0 if x.shape[0] > 1 and x.stride(0) == 0 else x[0].numel()
-
-
-def _period(a: Tensor) -> int:
-    """Parameters repeat every ``period`` neurons (``kernels.cpp``)."""
-    return max(a.numel(), 1)
-
-
 def _state_output(out: Tensor, dtype: torch.dtype) -> Tensor:
     """Where a kernel writes ``out``: itself, or a state-dtype buffer (copied back after)."""
     return out if out.dtype == dtype else torch.empty_like(out, dtype=dtype)
@@ -52,7 +50,7 @@ def lif_forward(x, z, u, j, v, i, a, b, v_leak, v_th, v_reset) -> None:
     zs = _state_output(z, v.dtype)
     run = kernel("lif_forward", v.dtype)
     ptrs = [pointer(t) for t in (zs, u, j, v, i, a, b, v_leak, v_th, v_reset)]
-    run(x.shape[0], x[0].numel(), _period(a), pointer(xs), _x_stride(x), *ptrs)
+    run(x.shape[0], x[0].numel(), period(a), pointer(xs), input_stride(x), *ptrs)
     if zs is not z:
         z.copy_(zs)
 
@@ -70,7 +68,7 @@ def lif_backward(
     run = kernel("lif_backward", u.dtype)
     head = [pointer(t) for t in (u, g, gz)]
     tail = [pointer(t) for t in (gv, gi, v0, j, a, b, v_leak, v_th, v_reset, *grads)]
-    run(code, alpha, u.shape[0], u[0].numel(), _period(a), *head, gz_stride, *tail)
+    run(code, alpha, u.shape[0], u[0].numel(), period(a), *head, gz_stride, *tail)
 
 
 def lsnn_forward(mode, x, z, u, d, v, i, adapt, a, bs, c, v_leak, v_th, v_reset, beta) -> None:
@@ -80,7 +78,7 @@ def lsnn_forward(mode, x, z, u, d, v, i, adapt, a, bs, c, v_leak, v_th, v_reset,
     run = kernel("lsnn_forward", v.dtype)
     params = (a, bs, c, v_leak, v_th, v_reset, beta)
     ptrs = [pointer(t) for t in (zs, u, d, v, i, adapt, *params)]
-    run(mode, x.shape[0], x[0].numel(), _period(a), pointer(xs), _x_stride(x), *ptrs)
+    run(mode, x.shape[0], x[0].numel(), period(a), pointer(xs), input_stride(x), *ptrs)
     if zs is not z:
         z.copy_(zs)
 
@@ -92,7 +90,7 @@ def lsnn_backward(mode, method, alpha, u, d, g, grad_z, gv, gi, gb, a, bs, c, v_
     run = kernel("lsnn_backward", u.dtype)
     head = [pointer(t) for t in (u, d, g, gz)]
     tail = [pointer(t) for t in (gv, gi, gb, a, bs, c, v_reset, beta)]
-    run(mode, u.shape[0], u[0].numel(), _period(a), *head, gz_stride, *tail)
+    run(mode, u.shape[0], u[0].numel(), period(a), *head, gz_stride, *tail)
 
 
 def li_forward(x, out, j, v, i, a, b, v_leak) -> None:
@@ -100,7 +98,7 @@ def li_forward(x, out, j, v, i, a, b, v_leak) -> None:
     xs = _in_state_dtype(x, v.dtype)
     run = kernel("li_forward", v.dtype)
     ptrs = [pointer(t) for t in (out, j, v, i, a, b, v_leak)]
-    run(x.shape[0], x[0].numel(), _period(a), pointer(xs), _x_stride(x), *ptrs)
+    run(x.shape[0], x[0].numel(), period(a), pointer(xs), input_stride(x), *ptrs)
 
 
 def li_backward(grad_out, g, gv, gi, out, v0, j, a, b, v_leak, grads) -> None:
@@ -109,7 +107,7 @@ def li_backward(grad_out, g, gv, gi, out, v0, j, a, b, v_leak, grads) -> None:
     gout, gout_stride = time_rows(grad_out, g)
     run = kernel("li_backward", v0.dtype)
     ptrs = [pointer(t) for t in (g, gv, gi, out, v0, j, a, b, v_leak, *grads)]
-    run(g.shape[0], v0.numel(), _period(a), pointer(gout), gout_stride, *ptrs)
+    run(g.shape[0], v0.numel(), period(a), pointer(gout), gout_stride, *ptrs)
 
 
 def recurrent_forward(
