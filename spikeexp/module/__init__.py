@@ -36,6 +36,8 @@ from spikeexp.module.neurons import (
     IzhikevichCell,
     IzhikevichRecurrent,
     IzhikevichRecurrentCell,
+    LIBox,
+    LIBoxCell,
     LICell,
     LIFAdEx,
     LIFAdExCell,
@@ -61,7 +63,7 @@ from spikeexp.module.plastic import (
     PlasticLinear,
     ShortTermPlasticity,
 )
-from spikeexp.module.pool import FusedMaxPool2d
+from spikeexp.module.pool import FusedMaxPool2d, SumPool2d
 from spikeexp.module.readout import LILinear, LILinearCell
 
 __all__ = [
@@ -85,6 +87,8 @@ __all__ = [
     "IzhikevichCell",
     "IzhikevichRecurrent",
     "IzhikevichRecurrentCell",
+    "LIBox",
+    "LIBoxCell",
     "LICell",
     "LIFAdEx",
     "LIFAdExCell",
@@ -126,4 +130,5 @@ __all__ = [
     "SpikeCount",
     "SpikeLatencyEncoder",
     "SpikingNetwork",
+    "SumPool2d",
 ]

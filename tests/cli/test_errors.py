@@ -63,7 +63,7 @@ def _assert_one_line_error(code: int, stderr: str, *fragments: str) -> None:
 
 
 BAD_VALUES = {
-    "unknown option": (["neuron=lfi"], ["neuron=lfi", "valid: iaf, izhikevich, li, lif"]),
+    "unknown option": (["neuron=lfi"], ["neuron=lfi", "valid: iaf, izhikevich, li, li_box, lif"]),
     "unknown top-level key": (
         ["foo.bar=1"],
         ["unknown key foo.bar; valid keys of the config: task_name, dt, seq_length", "+foo.bar="],

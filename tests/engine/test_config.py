@@ -21,6 +21,7 @@ SWEEP_GROUPS = {"hparams_search", "launcher"}
 REFUSED_WITH_DEFAULTS = {
     # A readout model: no spiking hidden layers.
     ("neuron", "li"): "li is a non-spiking model and cannot be used in",
+    ("neuron", "li_box"): "li_box is a non-spiking model and cannot be used in",
     # The digits are static images; encoder=none takes sequences.
     ("encoder", "none"): "gives static samples of shape .* takes sequences.*; use encoder=",
     # The sequence tasks provide their input over time: encoder=none, not the default constant

@@ -51,6 +51,7 @@ REFUSED = {
     ("optimizer", "none"): r"takes no settings \(got lr\)",
     # The default experiment sets topology.hidden, which the competitive topology has not.
     ("topology", "competitive"): "topology: unknown key 'hidden'",
+    ("neuron", "li_box"): "neuron.model=li_box is a non-spiking model",
     ("encoder", "none"): "encoder=none takes sequences",
     ("task", "sequential_digits"): r"provides sequences of 64 steps of shape \(1,\) itself",
 }
