@@ -6,7 +6,8 @@ top-1 accuracy (``<stage>/acc``). With label smoothing :math:`\varepsilon`
 (``task.label_smoothing``) the training target of a sample of class :math:`y` among :math:`K`
 classes is
 :math:`(1 - \varepsilon)\, \mathbb{1}[k = y] + \varepsilon / K` (Szegedy et al. 2016); validation
-and test losses stay the plain cross-entropy, comparable between runs.
+and test losses stay the plain cross-entropy, comparable between runs. The reward of a sample
+(for reward-modulated plasticity) is +1 when the logits classify it correctly, -1 otherwise.
 """
 
 from __future__ import annotations
@@ -63,4 +64,5 @@ class ClassificationTask(Task):
         accuracy.update(logits.detach(), target)
         smoothing = self.label_smoothing if stage == "train" else 0.0
         loss = F.cross_entropy(logits, target, label_smoothing=smoothing)
-        return TaskOutput(loss=loss, metrics={"acc": accuracy})
+        reward = 2.0 * (logits.detach().argmax(-1) == target).to(logits.dtype) - 1.0
+        return TaskOutput(loss=loss, metrics={"acc": accuracy}, reward=reward)

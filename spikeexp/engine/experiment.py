@@ -7,9 +7,9 @@ Shared by ``spikeexp-train``, ``spikeexp-eval`` and Python code that never touch
     trainer.fit(experiment.module, datamodule=experiment.datamodule)
 
 The config is validated once before the first object is built
-(:func:`spikeexp.engine.validate.validate_config`); the network is then built by propagating the
-encoder's output shape through every layer, so a mismatch is reported before training, naming the
-layer.
+(:func:`spikeexp.engine.validate.validate_config`, which also checks that task, encoder, topology
+and decoder fit together); the network is then built by propagating the encoder's output shape
+through every layer, so a mismatch is reported before training, naming the layer.
 """
 
 from __future__ import annotations
@@ -23,17 +23,20 @@ import torch
 from lightning.pytorch import Callback, LightningDataModule, Trainer
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from spikeexp.callbacks.backends import BackendReport
 from spikeexp.callbacks.reliability import reliability_callbacks
 from spikeexp.callbacks.sync import SyncEpochMetrics
-from spikeexp.engine.schema import ConfigError, locate, resolve_model, validate_neuron
+from spikeexp.engine.origins import Origins
+from spikeexp.engine.schema import ConfigError, locate, validate_neuron, validate_plasticity
 from spikeexp.engine.spiking_module import SpikingModule
 from spikeexp.engine.topology import build_network
 from spikeexp.engine.validate import (
     RunSpec,
     entries,
     layer_neurons,
+    layer_plasticity,
     validate_config,
     validate_topology,
 )
@@ -54,10 +57,23 @@ class Experiment:
 
 
 def plain(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` resolved into plain dicts and lists (no OmegaConf objects)."""
-    if isinstance(config, DictConfig):
+    """``config`` resolved into plain dicts and lists (no OmegaConf objects).
+
+    A value that cannot be resolved (an interpolation of a missing key, a missing mandatory
+    value) is a one-line :class:`ConfigError` naming the key where it was written
+    (``trainer.max_epochs: Interpolation key 'nope' not found`` for ``trainer.max_epochs=${nope}``,
+    though ``scheduler.scheduler.T_max`` interpolating it is resolved first).
+    """
+    if not isinstance(config, DictConfig):
+        return dict(config)
+    try:
         return OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
-    return dict(config)
+    except OmegaConfBaseException as error:
+        raw = OmegaConf.to_container(config, resolve=False)
+        found = str(error.full_key or "")
+        key = Origins.of_config(raw).written_at(found, raw) if found else ""
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"{key}: {first}" if key else first) from error
 
 
 def network_from_config(
@@ -67,16 +83,30 @@ def network_from_config(
     input_shape: tuple[int, ...],
     num_outputs: int,
     backend: str = "auto",
+    plasticity: Mapping[str, Any] | None = None,
 ) -> SpikingNetwork:
     """A network from plain config sections, validated as a run's (``topology``, the global
-    ``neuron``, ``decoder.readout``), for use outside a whole experiment.
+    ``neuron``, ``decoder.readout``, the global ``plasticity``, default none), for use outside a
+    whole experiment.
 
     ``input_shape`` is the per-sample shape of the network's input (the encoder's output).
     """
     spec = validate_topology(topology)
-    neurons = layer_neurons(spec, neuron, validate_neuron("neuron", neuron))
+    global_neuron = validate_neuron("neuron", neuron)
+    neurons = layer_neurons(spec, neuron, global_neuron)
     readout_spec = validate_neuron("decoder.readout", readout)
-    return build_network(spec, neurons, readout_spec, input_shape, num_outputs, backend)
+    plasticity = {"rule": "none"} if plasticity is None else plasticity
+    layers = layer_plasticity(spec, plasticity, validate_plasticity("plasticity", plasticity))
+    return build_network(
+        spec,
+        neurons,
+        readout_spec,
+        input_shape,
+        num_outputs,
+        backend,
+        plasticity=layers,
+        dt=global_neuron["dt"],
+    )
 
 
 def _task(node: Mapping[str, Any], datamodule: LightningDataModule, decoder: Decoder) -> Task:
@@ -88,35 +118,32 @@ def _task(node: Mapping[str, Any], datamodule: LightningDataModule, decoder: Dec
 
 def build_experiment(config: RunSpec | DictConfig | Mapping[str, Any]) -> Experiment:
     """Validate ``config`` (unless it is a :class:`RunSpec` already) and build data, encoder,
-    network, task and the Lightning module."""
-    spec = config if isinstance(config, RunSpec) else validate_config(plain(config))
+    network, task and the Lightning module. Errors about interpolated values of a
+    ``DictConfig`` name the keys the values were written as."""
+    if isinstance(config, RunSpec):
+        spec = config
+    else:
+        spec = validate_config(plain(config), origins=Origins.of_config(config))
     config = spec.config
     datamodule = instantiate("data", config["data"])
     decoder_node = {key: value for key, value in config["decoder"].items() if key != "readout"}
     decoder = instantiate("decoder", decoder_node)
     task = _task(config["task"], datamodule, decoder)
     encoder = instantiate("encoder", config["encoder"])
-    try:
-        encoded_shape = tuple(encoder.output_shape(task.input_shape))
-    except ValueError as error:
+    if not task.has_loss and not spec.gradient_free:
         raise ConfigError(
-            f"encoder {type(encoder).__name__} does not fit the task input shape "
-            f"{task.input_shape}: {error}"
-        ) from None
-    reads = "spikes" if task.readout_spiking else "voltages"
-    resolve_model(
-        "decoder.readout.model",
-        spec.readout["model"],
-        spiking=task.readout_spiking,
-        where=f"by a decoder that reads {reads}",
-    )
+            f"optimizer must be none for task {type(task).__name__}: it has no loss "
+            "(the network learns by plasticity only); use optimizer=none"
+        )
     network = build_network(
         spec.topology,
         spec.neurons,
         spec.readout,
-        encoded_shape,
+        spec.composition.encoded_shape,
         task.num_outputs,
         backend=spec.backend,
+        plasticity=spec.plasticity,
+        dt=config["dt"],
     )
     scheduler = None
     if (config["scheduler"] or {}).get("scheduler") is not None:
@@ -128,7 +155,7 @@ def build_experiment(config: RunSpec | DictConfig | Mapping[str, Any]) -> Experi
         encoder=encoder,
         network=network,
         task=task,
-        optimizer=instantiate("optimizer", config["optimizer"]),
+        optimizer=None if spec.gradient_free else instantiate("optimizer", config["optimizer"]),
         scheduler=scheduler,
         dt=config["dt"],
         regularization=spec.regularization,

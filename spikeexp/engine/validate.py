@@ -3,11 +3,19 @@
 :func:`validate_config` checks every section of a resolved training config once and returns a
 :class:`RunSpec`: the config with the defaults of optional sections filled in, plus the parts the
 builders need in checked, typed form (the topology schema, each spiking layer's neuron, the
-readout, the regularisation). The builders (:mod:`spikeexp.engine.topology`,
-:mod:`spikeexp.engine.experiment`) take those and check nothing again. Every problem is a
-one-line :class:`~spikeexp.engine.schema.ConfigError` naming the key, the bad value and what is
-valid. The library's modules keep checking their own constructor arguments, as any PyTorch module
-does, for code that builds them directly.
+readout, the regularisation, what the task needs and the network's input shape). The builders
+(:mod:`spikeexp.engine.topology`, :mod:`spikeexp.engine.experiment`) take those and check nothing
+again. Every problem is a one-line :class:`~spikeexp.engine.schema.ConfigError` naming the key,
+the bad value and what is valid. The library's modules keep checking their own constructor
+arguments, as any PyTorch module does, for code that builds them directly.
+
+The pass ends with the compatibility of task, encoder, topology and decoder
+(:mod:`spikeexp.engine.compatibility`): it constructs the data module (which reads no data) and
+the encoder to ask them, and refuses a composition that cannot work, naming the groups and a
+working alternative. Given the interpolation links of the unresolved config
+(:class:`~spikeexp.engine.origins.Origins`), an error about a value that reached its key by
+interpolation names the key the value was written as (``trainer.max_epochs``, not
+``scheduler.scheduler.T_max``).
 
 What a plain config needs (a mapping, e.g. ``OmegaConf.to_container`` of a composed config or a
 dict written by hand, see ``examples/engine_from_dict.py``): the sections of
@@ -22,14 +30,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from spikeexp.engine.compatibility import Composition, check_composition
+from spikeexp.engine.origins import Origins
 from spikeexp.engine.schema import (
     ConfigError,
     check_keys,
     check_type,
     merge_neuron,
+    merge_plasticity,
     resolve_model,
     validate_dataclass,
     validate_neuron,
+    validate_plasticity,
     validate_target,
 )
 from spikeexp.engine.spiking_module import LayerRegularization, Regularization
@@ -70,10 +82,13 @@ DEFAULTS: dict[str, Any] = {
     "paths": {},
     "resume": None,
     "optuna_trial": None,
+    "plasticity": {"rule": "none"},
 }
 """Optional top-level keys and their values when a config leaves them out."""
 
 SCHEDULER_KEYS = ("scheduler", "interval", "frequency", "monitor")
+MAX_SEED = 2**32 - 1
+"""The largest seed NumPy (and so ``seed_everything``) accepts."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,9 @@ class RunSpec:
         readout: constructor arguments of the readout layer (``decoder.readout``).
         regularization: the rate regularisers.
         backend: the time-loop backend (``unroll.backend``).
+        plasticity: constructor arguments of the plasticity of every plastic layer (``None``:
+            none), see :mod:`spikeexp.engine.topology`.
+        composition: what the task needs and the network's per-step input shape.
     """
 
     config: dict[str, Any]
@@ -95,6 +113,18 @@ class RunSpec:
     readout: dict[str, Any]
     regularization: Regularization
     backend: str
+    plasticity: dict[str, dict[str, Any] | None]
+    composition: Composition
+
+    @property
+    def gradient_free(self) -> bool:
+        """No optimiser: the run learns by its plastic connections only (``optimizer=none``)."""
+        return no_optimizer(self.config["optimizer"])
+
+
+def no_optimizer(node: Any) -> bool:
+    """Whether the ``optimizer`` section asks for none (``null`` or ``_target_: null``)."""
+    return node is None or (isinstance(node, Mapping) and node.get("_target_", "") is None)
 
 
 def entries(section: str, node: Any) -> dict[str, Any]:
@@ -124,6 +154,8 @@ def _check_top_level(config: Mapping[str, Any]) -> None:
     if config["seq_length"] < 1:
         raise ConfigError(f"seq_length must be >= 1 (got {config['seq_length']})")
     check_type("seed", config["seed"], int)
+    if not 0 <= config["seed"] <= MAX_SEED:
+        raise ConfigError(f"seed must be in [0, {MAX_SEED}] (got {config['seed']})")
     check_type("task_name", config["task_name"], str)
     check_type("test", config["test"], bool)
     if config["test_checkpoint"] not in ("best", "last"):
@@ -182,7 +214,14 @@ def layer_neurons(
     """Constructor arguments of every spiking layer: the validated global ``neuron``, or the
     layer's ``topology.layers.<layer>.neuron`` merged over it (validated once per layer)."""
     neurons = {}
-    for name in spec.spiking_layers():
+    own = spec.neuron_layers()
+    for name, override in spec.layers.items():
+        if "neuron" in override and name not in own:
+            raise ConfigError(
+                f"topology.layers.{name}.neuron: layer {name!r} of topology {spec.type} takes no "
+                f"neuron config (its parameters are in the topology section)"
+            )
+    for name in own:
         override = spec.layers.get(name, {}).get("neuron")
         where = f"in layer {name!r}"
         if override:
@@ -195,6 +234,81 @@ def layer_neurons(
     return neurons
 
 
+def layer_plasticity(
+    spec: TopologySpec, plasticity: Mapping[str, Any], global_plasticity: dict[str, Any] | None
+) -> dict[str, dict[str, Any] | None]:
+    """Constructor arguments of every plastic layer's plasticity: the validated global
+    ``plasticity``, or the layer's ``topology.layers.<layer>.plasticity`` merged over it."""
+    plastic = spec.plastic_layers()
+    for name, override in spec.layers.items():
+        if "plasticity" in override and name not in plastic:
+            valid = ", ".join(plastic) or "none"
+            raise ConfigError(
+                f"topology.layers.{name}.plasticity: the input of layer {name!r} cannot be "
+                f"plastic in topology {spec.type}; layers that can: {valid}"
+            )
+    if global_plasticity is not None and not plastic:
+        raise ConfigError(
+            f"plasticity.rule={global_plasticity['rule']}: topology {spec.type} has no layer whose "
+            "input can be plastic; use plasticity=none"
+        )
+    layers = {}
+    for name in plastic:
+        override = spec.layers.get(name, {}).get("plasticity")
+        if override is None:
+            layers[name] = global_plasticity
+            continue
+        if not isinstance(override, Mapping):
+            raise ConfigError(
+                f"topology.layers.{name}.plasticity must be a plasticity config (got {override})"
+            )
+        merged = merge_plasticity(plasticity, override)
+        layers[name] = validate_plasticity(f"topology.layers.{name}.plasticity", merged)
+    return layers
+
+
+def _multi_process(trainer: Mapping[str, Any]) -> bool:
+    """Whether the trainer section asks for several processes (devices, nodes or DDP)."""
+    devices = trainer.get("devices", 1)
+    strategy = trainer.get("strategy", "auto")
+    name = strategy.get("_target_", "") if isinstance(strategy, Mapping) else str(strategy)
+    several = isinstance(devices, int) and devices > 1
+    several = several or (isinstance(devices, list) and len(devices) > 1)
+    return several or trainer.get("num_nodes", 1) > 1 or "ddp" in name.lower()
+
+
+def _check_learning(config: Mapping[str, Any], plasticity: Mapping[str, Any]) -> None:
+    """Gradient-free runs have no scheduler, no ``grad``-mode connections and one process;
+    recomputation would repeat plastic updates."""
+    rules = [spec for spec in plasticity.values() if spec is not None]
+    if no_optimizer(config["optimizer"]):
+        extra = sorted(set(config["optimizer"] or {}) - {"_target_"})
+        if extra:
+            raise ConfigError(
+                f"optimizer: no optimiser (optimizer=none) takes no settings (got {extra[0]}); "
+                "choose an optimizer or drop the setting"
+            )
+        scheduler = config["scheduler"] or {}
+        if scheduler.get("scheduler") is not None:
+            raise ConfigError("scheduler must be none when optimizer is none (no optimiser)")
+        if _multi_process(config["trainer"]):
+            raise ConfigError(
+                "optimizer=none trains in one process (DDP needs parameters trained by "
+                "gradients); use a one-device trainer, e.g. trainer=default"
+            )
+        for name, spec in plasticity.items():
+            if spec is not None and spec.get("mode") == "grad":
+                raise ConfigError(
+                    f"plasticity of layer {name!r}: mode grad needs an optimizer to apply it "
+                    "(optimizer is none); use mode direct"
+                )
+    if rules and config["recompute_steps"] is not None:
+        raise ConfigError(
+            f"recompute_steps must be null with plasticity (got {config['recompute_steps']}): "
+            "the recomputation would repeat the plastic updates"
+        )
+
+
 def _check_groups(config: Mapping[str, Any]) -> None:
     """The ``_target_`` sections: importable targets, known arguments, plain types."""
     validate_target("encoder", config["encoder"])
@@ -202,7 +316,8 @@ def _check_groups(config: Mapping[str, Any]) -> None:
     validate_target("decoder", decoder, reserved=("readout",))
     if not isinstance(decoder.get("readout"), Mapping):
         raise ConfigError("decoder.readout must be a neuron config (e.g. the one of neuron=li)")
-    validate_target("optimizer", config["optimizer"], skip=("params",))
+    if not no_optimizer(config["optimizer"]):
+        validate_target("optimizer", config["optimizer"], skip=("params",))
     scheduler = config["scheduler"] or {}
     check_keys("scheduler", scheduler, list(SCHEDULER_KEYS))
     if scheduler.get("scheduler") is not None:
@@ -215,9 +330,31 @@ def _check_groups(config: Mapping[str, Any]) -> None:
             validate_target(f"{group}.{name}", entry)
 
 
-def validate_config(config: Mapping[str, Any]) -> RunSpec:
+def validate_config(
+    config: Mapping[str, Any],
+    origins: Origins | None = None,
+    choices: Mapping[str, str] | None = None,
+) -> RunSpec:
     """Check every section of a resolved, plain training config once (see the module docstring);
-    raise :class:`ConfigError` on the first problem."""
+    raise :class:`ConfigError` on the first problem.
+
+    Args:
+        config: the resolved config as plain data.
+        origins: the interpolation links of the unresolved config, so that errors name the keys
+            values were written as (none: errors name the keys where values were found).
+        choices: the option chosen in each config group on the command line (``{"task":
+            "memory", ...}``), so that compatibility errors name groups as the user chose them.
+    """
+    try:
+        return _validate(config, choices or {})
+    except ConfigError as error:
+        explained = (origins or Origins()).explain(error, config)
+        if explained is error:
+            raise
+        raise explained from error
+
+
+def _validate(config: Mapping[str, Any], choices: Mapping[str, str]) -> RunSpec:
     if not isinstance(config, Mapping):
         raise ConfigError(f"a run config must be a mapping (got {type(config).__name__})")
     filled = {**DEFAULTS, **config}
@@ -230,7 +367,10 @@ def validate_config(config: Mapping[str, Any]) -> RunSpec:
         raise ConfigError(f"unroll.backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
     topology = validate_topology(filled["topology"])
     neurons = layer_neurons(topology, filled["neuron"], global_neuron)
+    global_plasticity = validate_plasticity("plasticity", filled["plasticity"])
+    plasticity = layer_plasticity(topology, filled["plasticity"] or {}, global_plasticity)
     _check_groups(filled)
+    _check_learning(filled, plasticity)
     readout = validate_neuron("decoder.readout", filled["decoder"]["readout"])
     regularization = validate_dataclass("regularization", filled["regularization"], Regularization)
     spiking = topology.spiking_layers()
@@ -241,4 +381,7 @@ def validate_config(config: Mapping[str, Any]) -> RunSpec:
                 f"valid: {', '.join(spiking)}"
             )
         validate_dataclass(f"regularization.layers.{layer}", override, LayerRegularization)
-    return RunSpec(filled, topology, neurons, readout, regularization, backend)
+    composition = check_composition(filled, choices)
+    return RunSpec(
+        filled, topology, neurons, readout, regularization, backend, plasticity, composition
+    )

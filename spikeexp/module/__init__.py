@@ -1,7 +1,8 @@
 """PyTorch modules: the neuron classes (generic wrappers bound to each model), containers, the
-network, encoders, decoders, pooling and readouts."""
+network, encoders, decoders, pooling, readouts, plastic connections and the competitive layer."""
 
 from spikeexp.functional.unroll import RecurrentState
+from spikeexp.module.competitive import CompetitiveLIF
 from spikeexp.module.container import Lift, SequentialState
 from spikeexp.module.decode import Decoder, LastStep, MaxOverTime, MeanOverTime, SpikeCount
 from spikeexp.module.encode import (
@@ -35,6 +36,8 @@ from spikeexp.module.neurons import (
     IzhikevichCell,
     IzhikevichRecurrent,
     IzhikevichRecurrentCell,
+    LIBox,
+    LIBoxCell,
     LICell,
     LIFAdEx,
     LIFAdExCell,
@@ -54,7 +57,13 @@ from spikeexp.module.neurons import (
     PLIFRecurrent,
     PLIFRecurrentCell,
 )
-from spikeexp.module.pool import FusedMaxPool2d
+from spikeexp.module.plastic import (
+    PlasticConnection,
+    PlasticConv2d,
+    PlasticLinear,
+    ShortTermPlasticity,
+)
+from spikeexp.module.pool import FusedMaxPool2d, SumPool2d
 from spikeexp.module.readout import LILinear, LILinearCell
 
 __all__ = [
@@ -65,6 +74,7 @@ __all__ = [
     "LSNN",
     "NEURON_MODULES",
     "PLIF",
+    "CompetitiveLIF",
     "ConstantCurrentEncoder",
     "ConstantCurrentLIFEncoder",
     "Decoder",
@@ -77,6 +87,8 @@ __all__ = [
     "IzhikevichCell",
     "IzhikevichRecurrent",
     "IzhikevichRecurrentCell",
+    "LIBox",
+    "LIBoxCell",
     "LICell",
     "LIFAdEx",
     "LIFAdExCell",
@@ -106,12 +118,17 @@ __all__ = [
     "PLIFCell",
     "PLIFRecurrent",
     "PLIFRecurrentCell",
+    "PlasticConnection",
+    "PlasticConv2d",
+    "PlasticLinear",
     "PoissonEncoder",
     "PopulationEncoder",
     "RecurrentState",
     "Scale",
     "SequentialState",
+    "ShortTermPlasticity",
     "SpikeCount",
     "SpikeLatencyEncoder",
     "SpikingNetwork",
+    "SumPool2d",
 ]
