@@ -2,9 +2,9 @@ r"""Classification of whole sequences: decoder logits, cross-entropy, accuracy.
 
 The decoder (``decoder=li_max`` ...) maps the readout ``[T, batch, classes]`` to logits
 ``[batch, classes]``; the loss is the cross-entropy of the logits with the labels, the metric the
-top-1 accuracy (``<stage>/acc``). With label smoothing :math:`\varepsilon`
-(``task.label_smoothing``) the training target of a sample of class :math:`y` among :math:`K`
-classes is
+top-1 accuracy (``<stage>/acc``). With label smoothing :math:`\varepsilon` (``label_smoothing``,
+a top-level key of the run config) the training target of a sample of class :math:`y` among
+:math:`K` classes is
 :math:`(1 - \varepsilon)\, \mathbb{1}[k = y] + \varepsilon / K` (Szegedy et al. 2016); validation
 and test losses stay the plain cross-entropy, comparable between runs. The reward of a sample
 (for reward-modulated plasticity) is +1 when the logits classify it correctly, -1 otherwise.

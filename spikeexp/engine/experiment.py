@@ -109,10 +109,16 @@ def network_from_config(
     )
 
 
-def _task(node: Mapping[str, Any], datamodule: LightningDataModule, decoder: Decoder) -> Task:
+def _task(
+    node: Mapping[str, Any], datamodule: LightningDataModule, decoder: Decoder, smoothing: float
+) -> Task:
+    """The task; the decoder and the run's ``label_smoothing`` go to the tasks that take them."""
     kwargs: dict[str, Any] = {"datamodule": datamodule}
-    if "decoder" in inspect.signature(locate("task", node["_target_"])).parameters:
+    parameters = inspect.signature(locate("task", node["_target_"])).parameters
+    if "decoder" in parameters:
         kwargs["decoder"] = decoder
+    if "label_smoothing" in parameters:
+        kwargs["label_smoothing"] = smoothing
     return instantiate("task", node, **kwargs)
 
 
@@ -128,7 +134,7 @@ def build_experiment(config: RunSpec | DictConfig | Mapping[str, Any]) -> Experi
     datamodule = instantiate("data", config["data"])
     decoder_node = {key: value for key, value in config["decoder"].items() if key != "readout"}
     decoder = instantiate("decoder", decoder_node)
-    task = _task(config["task"], datamodule, decoder)
+    task = _task(config["task"], datamodule, decoder, config["label_smoothing"])
     encoder = instantiate("encoder", config["encoder"])
     if not task.has_loss and not spec.gradient_free:
         raise ConfigError(

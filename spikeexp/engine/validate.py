@@ -69,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "optimized_mode": "max",
     "test": True,
     "test_checkpoint": "best",
+    "label_smoothing": 0.0,
     "tbptt_steps": None,
     "recompute_steps": None,
     "last_checkpoint_every_n_steps": None,
@@ -158,6 +159,9 @@ def _check_top_level(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"seed must be in [0, {MAX_SEED}] (got {config['seed']})")
     check_type("task_name", config["task_name"], str)
     check_type("test", config["test"], bool)
+    check_type("label_smoothing", config["label_smoothing"], float)
+    if not 0.0 <= config["label_smoothing"] < 1.0:
+        raise ConfigError(f"label_smoothing must be in [0, 1) (got {config['label_smoothing']})")
     if config["test_checkpoint"] not in ("best", "last"):
         raise ConfigError(
             f"test_checkpoint must be one of best, last (got {config['test_checkpoint']!r})"
@@ -322,7 +326,7 @@ def _check_groups(config: Mapping[str, Any]) -> None:
     check_keys("scheduler", scheduler, list(SCHEDULER_KEYS))
     if scheduler.get("scheduler") is not None:
         validate_target("scheduler.scheduler", scheduler["scheduler"], skip=("optimizer",))
-    validate_target("task", config["task"], skip=("datamodule", "decoder"))
+    validate_target("task", config["task"], skip=("datamodule", "decoder", "label_smoothing"))
     validate_target("data", config["data"])
     validate_target("trainer", config["trainer"], skip=("callbacks", "logger"))
     for group in ("logger", "callbacks"):

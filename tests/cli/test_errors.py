@@ -90,8 +90,8 @@ BAD_VALUES = {
         ["test_checkpoint must be one of best, last", "'middle'"],
     ),
     "label smoothing out of range": (
-        ["task.label_smoothing=1.0"],
-        ["task: label_smoothing must be in [0, 1)", "got 1.0"],
+        ["label_smoothing=1.0"],
+        ["label_smoothing must be in [0, 1)", "got 1.0"],
     ),
     "bad checkpoint interval": (
         ["last_checkpoint_every_n_steps=0"],
