@@ -162,3 +162,38 @@ def pointer(tensor: torch.Tensor | None) -> int | None:
 
 def any_requires_grad(values: list[Any]) -> bool:
     return any(isinstance(v, torch.Tensor) and v.requires_grad for v in values)
+
+
+class _NoSecondDerivative(torch.autograd.Function):
+    """Identity on ``count`` tensors whose backward raises: marks gradients computed by a kernel
+    that has no derivative of its own, so that differentiating them fails loudly instead of
+    giving zero. Further tensors (the incoming gradients, which lead back into the forward graph)
+    only connect the node to the graph, so that ``torch.autograd.grad`` reaches it."""
+
+    @staticmethod
+    def forward(ctx, what: str, count: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        ctx.what = what
+        return tuple(t.view_as(t) for t in tensors[:count])
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor) -> None:
+        raise RuntimeError(
+            f"double backward through {ctx.what} is not supported (its gradient is computed by "
+            "a C++ kernel without a derivative); for higher-order gradients run the layer with "
+            "backend='reference' or 'compiled' (unroll.backend)"
+        )
+
+
+def first_order_only(
+    what: str, grads: tuple[torch.Tensor | None, ...], incoming: tuple[torch.Tensor | None, ...]
+) -> tuple[torch.Tensor | None, ...]:
+    """``grads`` (the results of a kernel's backward, from the ``incoming`` output gradients)
+    unchanged, except that under ``create_graph=True`` they carry a graph node that raises when
+    differentiated again."""
+    present = [g for g in grads if g is not None]
+    if not torch.is_grad_enabled() or not present:
+        return grads
+    links = [g for g in incoming if g is not None and g.requires_grad]
+    outputs = [g.detach().requires_grad_() for g in present]
+    marked = iter(_NoSecondDerivative.apply(what, len(outputs), *outputs, *links))
+    return tuple(None if g is None else next(marked) for g in grads)

@@ -21,6 +21,7 @@ import torch
 from spikeexp.functional.fused.build import kernel
 from spikeexp.functional.fused.common import (
     broadcasts_to,
+    first_order_only,
     kernel_applies,
     laid_out_like,
     neuron_parameters,
@@ -74,6 +75,7 @@ class LIFSequenceFunction(torch.autograd.Function):
         run = kernel("lif_forward", x.dtype)
         run(steps, m, period, pointer(x), x_stride, *[pointer(t) for t in (z, u, j, v, i, *params)])
         ctx.save_for_backward(u, j, v0, *params)
+        ctx.set_materialize_grads(False)  # unused outputs: None, not zeros (see backward)
         ctx.method = method
         ctx.alpha = alpha
         ctx.need_params = need_params
@@ -87,15 +89,34 @@ class LIFSequenceFunction(torch.autograd.Function):
         # g: the surrogate derivative on entry (code 0 only), the input gradient on exit.
         g = torch.empty_like(u) if code else surrogate_of(u, v_th, ctx.method, ctx.alpha)
         gz, gz_stride = time_rows(grad_z, u)
-        # Fresh copies laid out like the state: the kernel overwrites them.
+        # Fresh copies laid out like the state: the kernel overwrites them. An absent gradient
+        # (None) is not a zero one: the kernel skips its terms, as autograd does (0 * inf).
         gv = torch.zeros_like(v0) if grad_v is None else torch.empty_like(v0).copy_(grad_v)
         gi = torch.zeros_like(v0) if grad_i is None else torch.empty_like(v0).copy_(grad_i)
         grads = [torch.zeros_like(v0) for _ in _PARAMETERS] if ctx.need_params else [None] * 5
         run = kernel("lif_backward", u.dtype)
         head = [pointer(t) for t in (u, g, gz)]
-        tail = [pointer(t) for t in (gv, gi, v0, j, a, b, v_leak, v_th, v_reset, *grads)]
-        run(code, ctx.alpha, steps, m, period, *head, gz_stride, *tail)
-        return (g, gv, gi, *grads, None, None)
+        given = (int(grad_v is not None), int(grad_i is not None))
+        tail = [pointer(t) for t in (v0, j, a, b, v_leak, v_th, v_reset, *grads)]
+        run(
+            code,
+            ctx.alpha,
+            steps,
+            m,
+            period,
+            *head,
+            gz_stride,
+            pointer(gv),
+            pointer(gi),
+            *given,
+            *tail,
+        )
+        if grad_v is None and grad_z is None:  # no gradient reaches v: autograd gives None
+            gv = grads[0] = grads[2] = grads[3] = grads[4] = None
+        grads = first_order_only(
+            "the fused LIF kernel", (g, gv, gi, *grads), (grad_z, grad_v, grad_i)
+        )
+        return (*grads, None, None)
 
 
 def lif_fused_sequence(

@@ -29,6 +29,7 @@ from spikeexp.functional.fused.build import kernel
 from spikeexp.functional.fused.common import (
     any_requires_grad,
     broadcasts_to,
+    first_order_only,
     kernel_applies,
     per_neuron,
     pointer,
@@ -95,7 +96,10 @@ class RecurrentSequenceFunction(torch.autograd.Function):
             grad_weights = g[0].t() @ z0
             if steps > 1:
                 grad_weights += g[1:].reshape(-1, hidden).t() @ z[:-1].reshape(-1, hidden)
-        return g, grad_weights, gzr, gv, gi, gb, None, None, None, None
+        outgoing = (g, grad_weights, gzr, gv, gi, gb)
+        incoming = (grad_z, grad_z_final, grad_v, grad_i, grad_b)
+        grads = first_order_only("the fused recurrent kernel", outgoing, incoming)
+        return (*grads, None, None, None, None)
 
 
 def fused_recurrent(
