@@ -9,6 +9,7 @@ from torch.autograd.graph import saved_tensors_hooks
 import spikeexp as snn
 from spikeexp.functional.fused import build
 from spikeexp.functional.fused import lif as fused_lif
+from spikeexp.functional.fused import recurrent as fused_recurrent
 from spikeexp.functional.fused.lif import LIFSequenceFunction, lif_fused_sequence
 from spikeexp.functional.fused.recurrent import MODES, RecurrentSequenceFunction
 from spikeexp.functional.neurons import MODELS
@@ -377,6 +378,19 @@ def test_recurrent_lsnn_matches_reference(adaptation: str, method: str) -> None:
     beta = 0.3 if adaptation == "norse" else 30.0
     p = LSNN.parameters(adaptation=adaptation, beta=beta, method=method, tau_adapt_inv=50.0)
     _recurrent_case(LSNN, p)
+
+
+@pytest.mark.parametrize("model", ["lif", "norse", "bellec"])
+def test_recurrent_backward_with_blas_products_matches_reference(
+    model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backward path of large hidden sizes (one kernel call per step, g_t W by BLAS)."""
+    monkeypatch.setattr(fused_recurrent, "BLAS_HIDDEN", 1)
+    if model == "lif":
+        _recurrent_case(LIF, LIFParameters(method="arctan", alpha=30.0))
+    else:
+        beta = 0.3 if model == "norse" else 30.0
+        _recurrent_case(LSNN, LSNN.parameters(adaptation=model, beta=beta, tau_adapt_inv=50.0))
 
 
 @pytest.mark.parametrize("adaptation", ["norse", "bellec"])

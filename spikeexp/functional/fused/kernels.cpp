@@ -407,6 +407,9 @@ void recurrent_forward(int64_t steps, int64_t batch, int64_t h, int64_t r0, int6
 // row t at gz + t * gz_stride).
 // Writes g, the gradient of the total input current [steps, batch, h]. gv, gi, gadapt, gzr:
 // gradient of the final state (gzr: of the final spikes) on entry, of the initial one on exit.
+// gzr <- g_t W (the recurrent part of the spikes' gradient) is a loop per batch row; with
+// w == nullptr it is left to the caller, who then runs one step per call and a matrix product
+// (BLAS) in between: faster for large h, where each row's loop streams all of W.
 template <typename T, int MODE>
 void recurrent_backward(int64_t steps, int64_t batch, int64_t h, int64_t r0, int64_t r1,
                         const T* __restrict__ d, const T* __restrict__ sg,
@@ -439,6 +442,7 @@ void recurrent_backward(int64_t steps, int64_t batch, int64_t h, int64_t r0, int
       }
       if (MODE == 2) gadapt[q] = (gak - c[q] * gak) - beta[q] * gd;
     }
+    if (!w) continue;
     for (int64_t r = r0; r < r1; ++r) {
       T* __restrict__ acc = gzr + r * h;
       const T* __restrict__ gr = g + row + r * h;

@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 
 MODES = {"lif": 0, "norse": 1, "bellec": 2}
 
+BLAS_HIDDEN = 256
+"""Hidden sizes from which the backward computes the recurrent gradient :math:`g_t W` of each step
+with one BLAS matrix product over the batch instead of the kernel's loop per row (measured:
+``benchmarks/bench_recurrent.py``)."""
+
 
 class RecurrentSequenceFunction(torch.autograd.Function):
     """Autograd node of a recurrent LIF/LSNN sequence.
@@ -88,9 +93,16 @@ class RecurrentSequenceFunction(torch.autograd.Function):
         gb = state_grad(grad_b) if ctx.mode != 0 else None
         w = weights.contiguous()
         run = kernel("recurrent_backward", d.dtype)
-        head = [pointer(t) for t in (d, sg, w, gz)]
-        tail = [pointer(t) for t in (g, gv, gi, gb, gzr, a, b_syn, c, beta)]
-        run(ctx.mode, steps, batch, hidden, *head, gz_stride, *tail)
+        state = [pointer(t) for t in (gv, gi, gb, gzr, a, b_syn, c, beta)]
+        if hidden < BLAS_HIDDEN:
+            head = [pointer(t) for t in (d, sg, w, gz)]
+            run(ctx.mode, steps, batch, hidden, *head, gz_stride, pointer(g), *state)
+        else:  # one kernel call per step, the recurrent gradient g_t W by BLAS in between
+            for t in range(steps - 1, -1, -1):
+                gz_t = None if gz is None else (gz[t] if gz_stride else gz)
+                head = [pointer(x) for x in (d[t], sg[t], None, gz_t)]
+                run(ctx.mode, 1, batch, hidden, *head, 0, pointer(g[t]), *state)
+                torch.mm(g[t], w, out=gzr)
         grad_weights = None
         if ctx.needs_input_grad[1]:
             grad_weights = g[0].t() @ z0
