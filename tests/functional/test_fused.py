@@ -109,7 +109,7 @@ def _assert_bit_identical(actual: torch.Tensor | None, expected: torch.Tensor | 
 def _non_finite_inputs(dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
     torch.manual_seed(11)
     x = torch.randn(30, 4, 40, dtype=dtype) * 4.0 + 1.0
-    x[3, 0, :5] = float("inf")  # infinite current: v = inf spikes, then NaN (0 * inf) as in lif_step
+    x[3, 0, :5] = float("inf")  # v = inf spikes, then NaN (0 * inf) as in lif_step
     x[5, 1, 5:10] = float("-inf")
     x[7, 2, 10:15] = float("nan")
     x[20, 3, 20] = torch.finfo(dtype).max  # overflow to inf inside the step
