@@ -1,5 +1,5 @@
 """PyTorch modules: generic neuron wrappers (four per spiking model), containers, encoders,
-pooling."""
+pooling, linear layers for spike input."""
 
 from spikeexp.functional.unroll import RecurrentState
 from spikeexp.module.container import Lift, SequentialState
@@ -11,6 +11,7 @@ from spikeexp.module.encode import (
     PopulationEncoder,
     SpikeLatencyEncoder,
 )
+from spikeexp.module.linear import SpikeLinear
 from spikeexp.module.neuron import (
     BACKENDS,
     NEURON_MODULES,
@@ -45,6 +46,7 @@ __all__ = [
     "PopulationEncoder",
     "RecurrentState",
     "SequentialState",
+    "SpikeLinear",
     "SpikeLatencyEncoder",
     "build_modules",
     *NEURON_MODULES,

@@ -43,7 +43,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("kernels.cpp")
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("kernels.cpp", "spike_linear.cpp"))
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC")
 OPENMP = "-fopenmp"
 DEFAULT_TIMEOUT_S = 300.0
@@ -105,7 +105,8 @@ def _cpu_signature() -> str:
 def _library_path(compiler: str, flags: tuple[str, ...], timeout: float) -> Path:
     version = _run([compiler, "--version"], timeout).stdout
     key = hashlib.sha256(
-        "\n".join([SOURCE.read_text(), " ".join(flags), version, _cpu_signature()]).encode()
+        "\n".join([*(s.read_text() for s in SOURCES), " ".join(flags), version, _cpu_signature()])
+        .encode()
     ).hexdigest()[:16]
     return cache_dir() / f"spikeexp_kernels_{key}.so"
 
@@ -154,7 +155,7 @@ def _compile(compiler: str, flags: tuple[str, ...], target: Path, timeout: float
                 return
             with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
                 partial = Path(tmp) / target.name
-                _run([compiler, *flags, str(SOURCE), "-o", str(partial)], timeout)
+                _run([compiler, *flags, *map(str, SOURCES), "-o", str(partial)], timeout)
                 os.replace(partial, target)  # atomic: nobody ever sees half a library
     except OSError as error:
         raise BuildError(f"cannot write to {target.parent}: {error.strerror or error}") from None
@@ -193,6 +194,10 @@ def _declare(library: ctypes.CDLL) -> None:
             function = getattr(library, f"{name}_{suffix}")
             function.argtypes = argtypes
             function.restype = None
+    library.spike_linear_forward_f32.argtypes = [i64] * 3 + [ptr] * 4
+    library.spike_linear_forward_f32.restype = None
+    library.spike_linear_weight_grad_f32.argtypes = [i64] * 3 + [ptr] * 3
+    library.spike_linear_weight_grad_f32.restype = c_int
     library.spikeexp_set_threads.argtypes = [c_int]
     library.spikeexp_set_threads.restype = None
     library.spikeexp_team_size.argtypes = []

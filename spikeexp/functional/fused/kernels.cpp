@@ -695,6 +695,9 @@ SPIKEEXP_EXPORT(double, f64)
 // Threads of the kernels' parallel regions (the loader passes torch.get_num_threads()).
 extern "C" void spikeexp_set_threads(int threads) { g_threads = threads > 0 ? threads : 1; }
 
+// Threads for a parallel region over `work` items (the other sources of the library use it).
+extern "C" int spikeexp_kernel_threads(int64_t work) { return team_size(work); }
+
 // The number of threads a parallel region of the kernels runs on now (diagnostics and tests).
 extern "C" int spikeexp_team_size() {
   int size = 1;
