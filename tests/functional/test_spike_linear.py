@@ -89,7 +89,7 @@ def test_dense_input_takes_the_dense_path(monkeypatch: pytest.MonkeyPatch) -> No
     """Above the break-even densities the result is F.linear's own, bit for bit."""
     used = []
     monkeypatch.setattr(SpikeLinearFunction, "apply", lambda *a: used.append(a) or None)
-    x, w, b, grad = _case((300, 64), 40, 0.9)
+    x, w, b, _ = _case((300, 64), 40, 0.9)
     assert torch.equal(spike_linear(x, w, b), F.linear(x, w, b))
     assert not used
 

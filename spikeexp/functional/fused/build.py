@@ -105,8 +105,9 @@ def _cpu_signature() -> str:
 def _library_path(compiler: str, flags: tuple[str, ...], timeout: float) -> Path:
     version = _run([compiler, "--version"], timeout).stdout
     key = hashlib.sha256(
-        "\n".join([*(s.read_text() for s in SOURCES), " ".join(flags), version, _cpu_signature()])
-        .encode()
+        "\n".join(
+            [*(s.read_text() for s in SOURCES), " ".join(flags), version, _cpu_signature()]
+        ).encode()
     ).hexdigest()[:16]
     return cache_dir() / f"spikeexp_kernels_{key}.so"
 

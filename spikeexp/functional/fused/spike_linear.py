@@ -120,7 +120,7 @@ def spike_linear(
     density = int(torch.count_nonzero(flat)) / flat.numel()
     sparse_forward = density <= FORWARD_MAX_DENSITY and bool(torch.isfinite(weight).all())
     sparse_weight_grad = density <= WEIGHT_GRAD_MAX_DENSITY and weight.requires_grad
-    if not (sparse_forward or sparse_weight_grad and torch.is_grad_enabled()):
+    if not (sparse_forward or (sparse_weight_grad and torch.is_grad_enabled())):
         return F.linear(x, weight, bias)
     y = SpikeLinearFunction.apply(flat, weight, bias, sparse_forward, sparse_weight_grad)
     return y.reshape(*x.shape[:-1], weight.shape[0])
