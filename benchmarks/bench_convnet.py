@@ -9,7 +9,7 @@ same parameters (Norse's defaults are spikeexp's). Each measurement runs in a fr
 allocator setting is per process), rounds alternate between the variants, and the table gives
 the median over rounds of each round's median step time:
 
-* ``spikeexp``: as ``spikeexp-train`` runs it (``keep_freed_memory``, see spikeexp.allocator);
+* ``spikeexp``: as ``spikeexp-train`` runs it (``keep_freed_memory``, spikeexp.runtime.allocator);
 * ``spikeexp, channels-last convolutions``: with ``topology.channels_last=true``;
 * ``spikeexp, default allocator``: without ``keep_freed_memory``;
 * ``Norse``: as a Norse script runs (default allocator);
@@ -85,7 +85,7 @@ def spikeexp_model(overrides: list[str]) -> Callable[[torch.Tensor], torch.Tenso
     """The experiment's module: encoder -> network -> max-over-time logits."""
     from hydra import compose, initialize_config_module
 
-    from spikeexp.experiment import build_experiment
+    from spikeexp.engine.experiment import build_experiment
 
     with initialize_config_module(config_module="spikeexp.conf", version_base="1.3"):
         config = compose(
@@ -128,7 +128,7 @@ def measure(
 ) -> dict[str, float | str]:
     """Median milliseconds per training step (forward, backward, Adam) in this process."""
     if keep_memory:
-        from spikeexp.allocator import keep_freed_memory
+        from spikeexp.runtime.allocator import keep_freed_memory
 
         keep_freed_memory()
     torch.manual_seed(0)
@@ -155,7 +155,7 @@ def profile(steps: int) -> None:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from spikeexp.allocator import keep_freed_memory
+    from spikeexp.runtime.allocator import keep_freed_memory
 
     keep_freed_memory()
     torch.manual_seed(0)

@@ -47,7 +47,7 @@ from _timing import interleaved, machine_header, median_ms, thread_ratio
 from torch.profiler import ProfilerActivity, profile
 
 import spikeexp as snn
-from spikeexp.allocator import keep_freed_memory
+from spikeexp.runtime.allocator import keep_freed_memory
 
 SIZES = {
     "small": (25, 32, 784, 128),

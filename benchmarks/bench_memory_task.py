@@ -2,7 +2,7 @@
 truncated BPTT.
 
 For each experiment (``memory_lsnn``, ``memory_lif``) and each way of backpropagating through the
-2,400 steps (``full`` BPTT; full BPTT with ``checkpoint_steps``; truncated BPTT with
+2,400 steps (``full`` BPTT; full BPTT with ``recompute_steps``; truncated BPTT with
 ``tbptt_steps``) a fresh process builds the experiment exactly as ``spikeexp-train`` does and runs
 training steps of one batch of 128 sequences (forward, task loss and rate regulariser, backward,
 Adam step; under TBPTT one backward and step per chunk, as the Lightning module does). Reported:
@@ -35,7 +35,7 @@ from collections.abc import Callable
 EXPERIMENTS = ("memory_lsnn", "memory_lif")
 MODES = {
     "full": [],
-    "checkpoint": ["checkpoint_steps=200"],
+    "checkpoint": ["recompute_steps=200"],
     "tbptt": ["tbptt_steps=200"],
 }
 BATCHES_PER_EPOCH = 20
@@ -46,8 +46,8 @@ def training_step(experiment: str, overrides: list[str]) -> Callable[[], None]:
     import torch
     from hydra import compose, initialize_config_module
 
-    from spikeexp.experiment import build_experiment
-    from spikeexp.lightning import detach_state
+    from spikeexp.engine.experiment import build_experiment
+    from spikeexp.engine.spiking_module import detach_state
 
     with initialize_config_module("spikeexp.conf", version_base="1.3"):
         config = compose(

@@ -1,10 +1,15 @@
 """spikeexp: spiking neural network experiments on PyTorch, Lightning and Hydra.
 
-Modules and parameter tuples are re-exported here::
+The neuron library is re-exported here (everything in :mod:`spikeexp.functional` and
+:mod:`spikeexp.module`)::
 
     import spikeexp as snn
     cell = snn.LIFCell()
     spikes, state = cell(torch.ones(1))
+
+The other packages: :mod:`spikeexp.engine` (config -> LightningModule), :mod:`spikeexp.callbacks`
+(Lightning callbacks), :mod:`spikeexp.runtime` (checkpoint files, processes),
+:mod:`spikeexp.viz` (figures), :mod:`spikeexp.cli` (the commands, the only Hydra layer).
 """
 
 from spikeexp import functional, module

@@ -1,6 +1,6 @@
 """What a task is: data plus the task-specific readout, loss and metrics.
 
-The Lightning module (:class:`spikeexp.lightning.SpikingModule`) runs
+The Lightning module (:class:`spikeexp.engine.spiking_module.SpikingModule`) runs
 ``encoder -> network`` and hands the readout sequence ``[T, batch, outputs]`` to its task, which
 returns the task loss and the metrics to log. A new task (e.g. store-recall memory) subclasses
 :class:`Task`; nothing else in the pipeline changes.

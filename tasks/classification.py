@@ -15,7 +15,7 @@ from lightning.pytorch import LightningDataModule
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from spikeexp.decode import Decoder
+from spikeexp.module.decode import Decoder
 from spikeexp.tasks.base import Task, TaskOutput
 
 STAGES = ("train", "val", "test")
@@ -26,7 +26,7 @@ class ClassificationTask(Task):
 
     Args:
         datamodule: data with ``input_shape`` and ``num_classes``.
-        decoder: readout sequence -> logits (:mod:`spikeexp.decode`).
+        decoder: readout sequence -> logits (:mod:`spikeexp.module.decode`).
     """
 
     def __init__(self, datamodule: LightningDataModule, decoder: Decoder) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 import torch
+
+from spikeexp.runtime.context import RunContext, set_run_context
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
@@ -14,3 +17,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_run_context() -> Iterator[None]:
+    """Each test starts from the default run context (a command run in-process sets it)."""
+    yield
+    set_run_context(RunContext())

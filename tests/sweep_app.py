@@ -20,8 +20,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from hydra_plugins.spikeexp_optuna_sweeper.trial import TrialReporter
-from spikeexp.sweep_summary import is_multirun, record_job_failure
+from spikeexp.cli.sweep_summary import is_multirun, record_job_failure
+from spikeexp.runtime.optuna_study import TrialReporter
 
 ConfigStore.instance().store(
     name="sweep_app",

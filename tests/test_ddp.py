@@ -14,12 +14,15 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from omegaconf import OmegaConf
 
-from spikeexp import parallel
-from spikeexp.experiment import build_test_trainer
-from spikeexp.parallel import guard_ddp_relaunch
+from spikeexp.engine import build_test_trainer, plain, validate_config
+from spikeexp.runtime import processes
+from spikeexp.runtime.processes import guard_ddp_relaunch
 
 # Default callbacks and TensorBoard logger on purpose: they once deadlocked DDP (SyncEpochMetrics).
 SHORT = ["data.num_workers=0"]
+
+
+UNUSED_DIR = "paths.output_dir=unused"
 
 
 def compose_train(overrides: list[str]):
@@ -48,33 +51,32 @@ def test_ddp_presets_compose() -> None:
 )
 def test_guard_translates_ddp_outside_the_cli(strategy: str, guarded: str) -> None:
     # Under pytest the command line is pytest's: re-running it would re-run the tests.
-    config = compose_train([f"+trainer.strategy={strategy}"])
-    assert guard_ddp_relaunch(config).trainer.strategy == guarded
-    assert config.trainer.strategy == strategy
+    config = plain(compose_train([f"+trainer.strategy={strategy}", UNUSED_DIR]))
+    assert guard_ddp_relaunch(config)["trainer"]["strategy"] == guarded
+    assert config["trainer"]["strategy"] == strategy
 
 
 def test_guard_sets_spawn_on_a_popen_ddp_node() -> None:
-    config = compose_train(["trainer=ddp"])
-    strategy = guard_ddp_relaunch(config).trainer.strategy
-    assert strategy.start_method == "spawn"
-    assert strategy.process_group_backend == "nccl"
-    assert config.trainer.strategy.start_method == "popen"
+    config = plain(compose_train(["trainer=ddp", UNUSED_DIR]))
+    strategy = guard_ddp_relaunch(config)["trainer"]["strategy"]
+    assert strategy["start_method"] == "spawn"
+    assert strategy["process_group_backend"] == "nccl"
+    assert config["trainer"]["strategy"]["start_method"] == "popen"
 
 
 def test_guard_keeps_ddp_for_a_single_cli_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = compose_train(["trainer=ddp"])
-    monkeypatch.setattr(parallel, "_started_from_cli", lambda: True)
-    assert guard_ddp_relaunch(config) is config
-    monkeypatch.setattr(parallel, "is_multirun", lambda: True)
-    assert guard_ddp_relaunch(config).trainer.strategy.start_method == "spawn"
+    config = plain(compose_train(["trainer=ddp", UNUSED_DIR]))
+    monkeypatch.setattr(processes, "_started_from_cli", lambda: True)
+    assert guard_ddp_relaunch(config) == config
+    guarded = guard_ddp_relaunch(config, multirun=True)
+    assert guarded["trainer"]["strategy"]["start_method"] == "spawn"
 
 
 def test_guard_keeps_ddp_when_slurm_starts_the_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLURM_NTASKS", "8")
     monkeypatch.setenv("SLURM_JOB_NAME", "train")
-    monkeypatch.setattr(parallel, "is_multirun", lambda: True)
-    config = compose_train(["trainer=ddp"])
-    assert guard_ddp_relaunch(config) is config
+    config = plain(compose_train(["trainer=ddp", UNUSED_DIR]))
+    assert guard_ddp_relaunch(config, multirun=True) == config
 
 
 def test_multi_process_fit_tests_on_one_device_with_the_same_loggers(tmp_path: Path) -> None:
@@ -83,7 +85,7 @@ def test_multi_process_fit_tests_on_one_device_with_the_same_loggers(tmp_path: P
     logger = CSVLogger(tmp_path)
     fitted = Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", logger=logger)
     assert fitted.world_size == 2
-    tester = build_test_trainer(config, fitted)
+    tester = build_test_trainer(validate_config(plain(config)), fitted)
     assert tester is not fitted and isinstance(tester.strategy, SingleDeviceStrategy)
     assert tester.world_size == 1 and tester.loggers == [logger]
 
@@ -91,7 +93,7 @@ def test_multi_process_fit_tests_on_one_device_with_the_same_loggers(tmp_path: P
 def test_one_process_fit_tests_with_its_own_trainer(tmp_path: Path) -> None:
     config = compose_train([f"paths.output_dir={tmp_path}"])
     fitted = Trainer(accelerator="cpu", devices=1, logger=False)
-    assert build_test_trainer(config, fitted) is fitted
+    assert build_test_trainer(validate_config(plain(config)), fitted) is fitted
 
 
 def _train(tmp_path: Path, name: str, *overrides: str) -> dict[str, float]:

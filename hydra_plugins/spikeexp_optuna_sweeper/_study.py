@@ -18,12 +18,13 @@ from hydra_plugins.spikeexp_optuna_sweeper._search_space import (
     override_value,
     parse_search_space,
 )
-from hydra_plugins.spikeexp_optuna_sweeper._storage import (
+from spikeexp.runtime.optuna_study import (
+    PRUNED_ATTR,
+    PRUNER_ATTR,
     absolute_storage_url,
     default_storage_url,
     open_storage,
 )
-from hydra_plugins.spikeexp_optuna_sweeper._trial import PRUNED_ATTR, PRUNER_ATTR
 
 if TYPE_CHECKING:
     from hydra_plugins.spikeexp_optuna_sweeper.optuna_sweeper import OptunaSweeper

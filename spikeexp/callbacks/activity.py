@@ -1,7 +1,7 @@
 """Per-epoch scalars of spiking activity, learning rate and gradient norm.
 
 :class:`SpikeActivityMonitor` reads the spikes of every spiking layer that
-:class:`~spikeexp.network.SpikingNetwork` records in each forward pass (``network.records``,
+:class:`~spikeexp.module.network.SpikingNetwork` records in each forward pass (``network.records``,
 ``[T, batch, ...]``) and logs, per stage ``train`` / ``val`` / ``test``, averaged over the epoch:
 
 =====================================  ==========================================================

@@ -2,7 +2,8 @@
 
 At the start of fitting, :class:`HParamsLogger` writes the flattened resolved config
 (``neuron.v_th``, ``optimizer.lr`` ...) and the chosen option of every config group
-(``choice.neuron: lsnn``, from Hydra's runtime choices) once into each TensorBoard logger's event
+(``choice.neuron: lsnn``, from the run context the command line sets,
+:mod:`spikeexp.runtime.context`) once into each TensorBoard logger's event
 file, declaring the metric tags ``metrics``. TensorBoard shows for each declared metric the last
 value logged under that tag, so the table fills in as the run logs ``val/acc``, ``test/acc`` ...;
 no placeholder values are written, and a run that stops early still appears. Needs
@@ -19,6 +20,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_only
 
 from spikeexp.callbacks.tensorboard import tensorboard_writers
+from spikeexp.runtime.context import run_context
 
 HParamValue = bool | int | float | str
 
@@ -39,18 +41,10 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, HPa
     return flat
 
 
-def group_choices(exclude: Iterable[str] = ()) -> dict[str, str]:
-    """The option chosen in each config group (``{"choice.neuron": "lsnn"}``) of this Hydra run.
-
-    Groups in ``exclude`` and Hydra's own groups are left out; empty when Hydra did not start
-    this process (e.g. a config composed in a notebook).
-    """
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return {}
+def group_choices(choices: Mapping[str, str], exclude: Iterable[str] = ()) -> dict[str, str]:
+    """``{"choice.<group>": option}`` for the chosen config groups, without the groups in
+    ``exclude`` and Hydra's own (``hydra/...``)."""
     skipped = set(exclude)
-    choices = HydraConfig.get().runtime.choices
     return {
         f"choice.{group}": str(option)
         for group, option in choices.items()
@@ -67,6 +61,8 @@ class HParamsLogger(Callback):
         exclude: top-level config sections and config groups left out (paths and plumbing, not
             hyper-parameters).
         config: the resolved config; default: the Lightning module's ``hparams["config"]``.
+        choices: the option of each config group; default: those of the run context
+            (:func:`spikeexp.runtime.context.run_context`), read when the callback is made.
     """
 
     def __init__(
@@ -74,6 +70,7 @@ class HParamsLogger(Callback):
         metrics: Iterable[str] = ("val/acc", "val/loss"),
         exclude: Iterable[str] = ("callbacks", "logger", "paths", "hydra", "debug"),
         config: Mapping[str, Any] | None = None,
+        choices: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.metrics = list(dict.fromkeys(metrics))
@@ -84,12 +81,13 @@ class HParamsLogger(Callback):
             )
         self.exclude = set(exclude)
         self.config = config
+        self.choices = dict(run_context().choices if choices is None else choices)
 
     def params(self, pl_module: LightningModule) -> dict[str, HParamValue]:
         """The flattened hyper-parameters and group choices of the run."""
         config = self.config if self.config is not None else pl_module.hparams.get("config", {})
         kept = {key: value for key, value in config.items() if key not in self.exclude}
-        return {**group_choices(self.exclude), **flatten_config(kept)}
+        return {**group_choices(self.choices, self.exclude), **flatten_config(kept)}
 
     @rank_zero_only
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -33,7 +33,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import move_data_to_device
 from lightning_utilities.core.apply_func import apply_to_collection
 
-from spikeexp.callbacks.tensorboard import in_multirun, tensorboard_writers
+from spikeexp.callbacks.tensorboard import tensorboard_writers
+from spikeexp.runtime.context import run_context
 from spikeexp.viz import figure_to_array, parameter_label, record_activity, recording_figures
 
 
@@ -83,6 +84,7 @@ class SpikePlots(Callback):
         self.max_samples = max_samples
         self.histograms = histograms
         self.in_sweeps = in_sweeps
+        self._in_sweep = run_context().multirun
         self._batch: Any = None
         self._rate_sums: dict[str, torch.Tensor] = {}
         self._rate_steps = 0
@@ -93,7 +95,7 @@ class SpikePlots(Callback):
             return False
         if not tensorboard_writers(trainer):
             return False
-        if in_multirun() and not self.in_sweeps:
+        if self._in_sweep and not self.in_sweeps:
             return False
         epoch = trainer.current_epoch
         last = trainer.max_epochs is not None and epoch == trainer.max_epochs - 1

@@ -1,4 +1,4 @@
-"""Small helpers shared by the callbacks: TensorBoard writers and sweep detection."""
+"""Small helper shared by the callbacks: the TensorBoard writers of a trainer."""
 
 from __future__ import annotations
 
@@ -13,11 +13,3 @@ def tensorboard_writers(trainer: Trainer) -> list[Any]:
     return [
         logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)
     ]
-
-
-def in_multirun() -> bool:
-    """Whether this process is one job of a Hydra sweep (``-m`` / ``--multirun``)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

@@ -1,22 +1,55 @@
 """Stateless maths: neuron parameters/state tuples and step functions, surrogates, encoders.
 
-Nothing here is an ``nn.Module``; everything is a pure function of tensors and NamedTuples.
+Nothing here is an ``nn.Module``; everything is a pure function of tensors and NamedTuples. Each
+neuron model's parameters, state and step function are re-exported here by name (a test checks
+that every model of :data:`MODELS` is).
 """
 
 from spikeexp.functional.neurons import MODELS, NeuronModel
+from spikeexp.functional.neurons.iaf import IAFParameters, IAFState, iaf_step
+from spikeexp.functional.neurons.izhikevich import (
+    IzhikevichParameters,
+    IzhikevichState,
+    izhikevich_preset,
+    izhikevich_step,
+)
+from spikeexp.functional.neurons.li import LIParameters, LIState, li_step
+from spikeexp.functional.neurons.lif import LIFParameters, LIFState, lif_step
+from spikeexp.functional.neurons.lif_adex import LIFAdExParameters, LIFAdExState, lif_adex_step
+from spikeexp.functional.neurons.lif_box import LIFBoxParameters, LIFBoxState, lif_box_step
+from spikeexp.functional.neurons.lsnn import LSNNParameters, LSNNState, lsnn_step
+from spikeexp.functional.neurons.plif import PLIFParameters, PLIFState, plif_step
 from spikeexp.functional.surrogate import SURROGATES, spike, surrogate_derivative
 
-_EXPORTS: dict[str, object] = {}
-for _model in MODELS.values():
-    _module = __import__(_model.step.__module__, fromlist=["_"])
-    _EXPORTS.update({name: getattr(_module, name) for name in getattr(_module, "__all__", ())})
-    _EXPORTS.update(
-        {
-            _model.parameters.__name__: _model.parameters,
-            _model.state.__name__: _model.state,
-            _model.step.__name__: _model.step,
-        }
-    )
-globals().update(_EXPORTS)
-
-__all__ = ["MODELS", "SURROGATES", "NeuronModel", "spike", "surrogate_derivative", *_EXPORTS]
+__all__ = [
+    "MODELS",
+    "SURROGATES",
+    "IAFParameters",
+    "IAFState",
+    "IzhikevichParameters",
+    "IzhikevichState",
+    "LIFAdExParameters",
+    "LIFAdExState",
+    "LIFBoxParameters",
+    "LIFBoxState",
+    "LIFParameters",
+    "LIFState",
+    "LIParameters",
+    "LIState",
+    "LSNNParameters",
+    "LSNNState",
+    "NeuronModel",
+    "PLIFParameters",
+    "PLIFState",
+    "iaf_step",
+    "izhikevich_preset",
+    "izhikevich_step",
+    "li_step",
+    "lif_adex_step",
+    "lif_box_step",
+    "lif_step",
+    "lsnn_step",
+    "plif_step",
+    "spike",
+    "surrogate_derivative",
+]

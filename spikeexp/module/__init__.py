@@ -1,8 +1,9 @@
-"""PyTorch modules: generic neuron wrappers (four per spiking model), containers, encoders,
-pooling, linear layers for spike input."""
+"""PyTorch modules: the neuron classes (generic wrappers bound to each model), containers, the
+network, encoders, decoders, pooling, readouts and linear layers for spike input."""
 
 from spikeexp.functional.unroll import RecurrentState
 from spikeexp.module.container import Lift, SequentialState
+from spikeexp.module.decode import Decoder, LastStep, MaxOverTime, MeanOverTime, SpikeCount
 from spikeexp.module.encode import (
     ConstantCurrentEncoder,
     ConstantCurrentLIFEncoder,
@@ -12,6 +13,7 @@ from spikeexp.module.encode import (
     SpikeLatencyEncoder,
 )
 from spikeexp.module.linear import SpikeLinear
+from spikeexp.module.network import Scale, SpikingNetwork
 from spikeexp.module.neuron import (
     BACKENDS,
     NEURON_MODULES,
@@ -20,34 +22,98 @@ from spikeexp.module.neuron import (
     NeuronRecurrent,
     NeuronRecurrentCell,
     NeuronSequence,
-    build_modules,
+)
+from spikeexp.module.neurons import (
+    IAF,
+    LI,
+    LIF,
+    LSNN,
+    PLIF,
+    IAFCell,
+    IAFRecurrent,
+    IAFRecurrentCell,
+    Izhikevich,
+    IzhikevichCell,
+    IzhikevichRecurrent,
+    IzhikevichRecurrentCell,
+    LICell,
+    LIFAdEx,
+    LIFAdExCell,
+    LIFAdExRecurrent,
+    LIFAdExRecurrentCell,
+    LIFBox,
+    LIFBoxCell,
+    LIFBoxRecurrent,
+    LIFBoxRecurrentCell,
+    LIFCell,
+    LIFRecurrent,
+    LIFRecurrentCell,
+    LSNNCell,
+    LSNNRecurrent,
+    LSNNRecurrentCell,
+    PLIFCell,
+    PLIFRecurrent,
+    PLIFRecurrentCell,
 )
 from spikeexp.module.pool import FusedMaxPool2d
 from spikeexp.module.readout import LILinear, LILinearCell
 
-globals().update(NEURON_MODULES)
-
 __all__ = [
     "BACKENDS",
+    "IAF",
+    "LI",
+    "LIF",
+    "LSNN",
     "NEURON_MODULES",
-    "LILinear",
-    "LILinearCell",
+    "PLIF",
     "ConstantCurrentEncoder",
     "ConstantCurrentLIFEncoder",
+    "Decoder",
     "Encoder",
     "FusedMaxPool2d",
+    "IAFCell",
+    "IAFRecurrent",
+    "IAFRecurrentCell",
+    "Izhikevich",
+    "IzhikevichCell",
+    "IzhikevichRecurrent",
+    "IzhikevichRecurrentCell",
+    "LICell",
+    "LIFAdEx",
+    "LIFAdExCell",
+    "LIFAdExRecurrent",
+    "LIFAdExRecurrentCell",
+    "LIFBox",
+    "LIFBoxCell",
+    "LIFBoxRecurrent",
+    "LIFBoxRecurrentCell",
+    "LIFCell",
+    "LIFRecurrent",
+    "LIFRecurrentCell",
+    "LILinear",
+    "LILinearCell",
+    "LSNNCell",
+    "LSNNRecurrent",
+    "LSNNRecurrentCell",
+    "LastStep",
     "Lift",
+    "MaxOverTime",
+    "MeanOverTime",
     "NeuronCell",
     "NeuronModule",
     "NeuronRecurrent",
     "NeuronRecurrentCell",
     "NeuronSequence",
+    "PLIFCell",
+    "PLIFRecurrent",
+    "PLIFRecurrentCell",
     "PoissonEncoder",
     "PopulationEncoder",
     "RecurrentState",
+    "Scale",
     "SequentialState",
+    "SpikeCount",
     "SpikeLinear",
     "SpikeLatencyEncoder",
-    "build_modules",
-    *NEURON_MODULES,
+    "SpikingNetwork",
 ]

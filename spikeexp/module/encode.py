@@ -27,7 +27,7 @@ from spikeexp.functional.encode import (
     spike_latency_encode,
 )
 from spikeexp.functional.validation import check_choice, check_finite, check_in_range
-from spikeexp.module.neuron import NEURON_MODULES
+from spikeexp.module.neurons import LIF
 
 __all__ = [
     "ConstantCurrentEncoder",
@@ -128,7 +128,7 @@ class ConstantCurrentLIFEncoder(Encoder):
         super().__init__(seq_length)
         check_finite("scale", scale)
         self.scale = float(scale)
-        self.lif = NEURON_MODULES["LIF"](p=p, dt=dt, **overrides)
+        self.lif = LIF(p=p, dt=dt, **overrides)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -1,7 +1,7 @@
 """Generic neuron modules: one implementation each of "one step", "recurrence" and "sequence".
 
 For every neuron model ``X`` in :data:`spikeexp.functional.neurons.MODELS`,
-:func:`build_modules` makes four classes from the generic bases here:
+:mod:`spikeexp.module.neurons` declares four classes on the generic bases here:
 
 =================  ==================================================  ===================
 class              input                                               state
@@ -14,6 +14,11 @@ class              input                                               state
 
 Non-spiking models (LI) get only ``XCell`` and ``X``. Calling convention as in Norse:
 ``out, state = module(x)`` starts from rest, ``module(x, state)`` continues.
+
+A class binds its model with a class keyword, ``class LIFCell(NeuronCell, model=lif.MODEL)``;
+:meth:`NeuronModule.__init_subclass__` attaches the model, appends the model's documentation to
+the class docstring and registers the class in :data:`NEURON_MODULES` (the lookup the engine's
+topology builders use).
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ import torch
 from torch import nn
 
 from spikeexp.functional.compiled import compiled_recurrent_sequence, compiled_sequence
-from spikeexp.functional.neurons import MODELS
 from spikeexp.functional.neurons.base import NeuronModel
 from spikeexp.functional.unroll import (
     RecurrentState,
@@ -36,6 +40,15 @@ from spikeexp.functional.unroll import (
 )
 
 BACKENDS = ("auto", "reference", "fused", "compiled")
+NEURON_MODULES: dict[str, type[NeuronModule]] = {}
+"""Every neuron class declared with a model, by name (``"LIFCell"``, ``"LIF"``, ...)."""
+_SUFFIXES = {
+    "NeuronCell": "Cell",
+    "NeuronSequence": "",
+    "NeuronRecurrentCell": "RecurrentCell",
+    "NeuronRecurrent": "Recurrent",
+}
+"""Class-name suffix of each generic base (``LIF`` + ``Cell`` ...)."""
 FUSING = ("auto", "fused")  # backends that use a model's fused kernel where it applies
 _RATE_MARGIN = 1e-6
 
@@ -55,6 +68,19 @@ class NeuronModule(nn.Module):
 
     model: ClassVar[NeuronModel]
     stateful: ClassVar[bool] = True
+
+    def __init_subclass__(cls, model: NeuronModel | None = None, **kwargs: Any) -> None:
+        """Bind ``model`` to a concrete neuron class (see the module docstring)."""
+        super().__init_subclass__(**kwargs)
+        if model is None:
+            return
+        base = next(b for b in cls.__mro__[1:] if b.__name__ in _SUFFIXES)
+        expected = f"{model.prefix}{_SUFFIXES[base.__name__]}"
+        if cls.__name__ != expected:
+            raise TypeError(f"the {base.__name__} class of {model.prefix} must be named {expected}")
+        cls.model = model
+        cls.__doc__ = f"{cls.__doc__}\n\n{base.__doc__}\n\n{_model_doc(model)}"
+        NEURON_MODULES[cls.__name__] = cls
 
     def __init__(
         self,
@@ -320,26 +346,6 @@ class NeuronRecurrent(_RecurrentWeights):
         )
 
 
-def build_modules(model: NeuronModel) -> dict[str, type[NeuronModule]]:
-    """The module classes of one model: ``{"LIFCell": ..., "LIF": ..., ...}``."""
-    bases: dict[str, type[NeuronModule]] = {"Cell": NeuronCell, "": NeuronSequence}
-    if model.spiking:
-        bases |= {"RecurrentCell": NeuronRecurrentCell, "Recurrent": NeuronRecurrent}
-    classes = {}
-    for suffix, base in bases.items():
-        name = f"{model.prefix}{suffix}"
-        doc = f"{base.__doc__}\n\n{model.prefix} neuron model:\n{_model_doc(model)}"
-        namespace = {"model": model, "__doc__": doc, "__module__": __name__}
-        classes[name] = type(name, (base,), namespace)
-    return classes
-
-
 def _model_doc(model: NeuronModel) -> str:
     module = sys.modules.get(model.step.__module__)
     return (module.__doc__ or "") if module else ""
-
-
-NEURON_MODULES: dict[str, type[NeuronModule]] = {}
-for _model in MODELS.values():
-    NEURON_MODULES.update(build_modules(_model))
-globals().update(NEURON_MODULES)

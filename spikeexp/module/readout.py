@@ -16,13 +16,11 @@ import torch
 from torch import nn
 
 from spikeexp.functional.neurons.li import LIState
-from spikeexp.module.neuron import NEURON_MODULES, check_features, check_layer_sizes
-
-_LICell = NEURON_MODULES["LICell"]
-_LI = NEURON_MODULES["LI"]
+from spikeexp.module.neuron import check_features, check_layer_sizes
+from spikeexp.module.neurons import LI, LICell
 
 
-class LILinearCell(_LICell):
+class LILinearCell(LICell):
     """One step of ``hidden_size`` LI neurons fed by ``W x`` (no bias); input ``[batch, input]``.
 
     ``v, state = cell(x, state)``; ``W`` is ``self.linear.weight`` (``[hidden, input]``,
@@ -51,7 +49,7 @@ class LILinearCell(_LICell):
         return super().forward(self.linear(x), state)
 
 
-class LILinear(_LI):
+class LILinear(LI):
     """``hidden_size`` LI neurons fed by ``W x`` over a sequence ``[T, batch, input_size]``.
 
     Returns ``(v [T, batch, hidden], LIState)``; ``W x`` for all steps is one matrix product.

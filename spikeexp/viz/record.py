@@ -1,10 +1,11 @@
 """Run a trained encoder + network on a few samples and keep everything worth plotting.
 
-:func:`record_activity` switches every neuron layer of a :class:`~spikeexp.network.SpikingNetwork`
-to ``record_states=True`` for one forward pass (no gradients), then restores it, and returns a
-:class:`Recording`: the encoded input, per spiking layer its spikes, membrane voltages and firing
-threshold, and the readout sequence. :func:`recording_figures` turns a recording into the named
-figures that ``SpikePlots`` logs to TensorBoard and ``spikeexp-plot`` writes as PNG files.
+:func:`record_activity` switches every neuron layer of a
+:class:`~spikeexp.module.network.SpikingNetwork` to ``record_states=True`` for one forward pass (no
+gradients), then restores it, and returns a :class:`Recording`: the encoded input, per spiking
+layer its spikes, membrane voltages and firing threshold, and the readout sequence.
+:func:`recording_figures` turns a recording into the named figures that ``SpikePlots`` logs to
+TensorBoard and ``spikeexp-plot`` writes as PNG files.
 """
 
 from __future__ import annotations

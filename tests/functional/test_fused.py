@@ -7,11 +7,10 @@ import torch
 from torch.autograd.graph import saved_tensors_hooks
 
 import spikeexp as snn
-from spikeexp.functional.fused import build
-from spikeexp.functional.fused import lif as fused_lif
-from spikeexp.functional.fused import recurrent as fused_recurrent
-from spikeexp.functional.fused.lif import LIFSequenceFunction, lif_fused_sequence
-from spikeexp.functional.fused.recurrent import MODES, RecurrentSequenceFunction
+from spikeexp.functional.fused import build, cpu, ops
+from spikeexp.functional.fused import common as fused_common
+from spikeexp.functional.fused.lif import lif_fused_sequence
+from spikeexp.functional.fused.recurrent import MODES
 from spikeexp.functional.neurons import MODELS
 from spikeexp.functional.neurons.lif import LIFParameters, LIFState
 from spikeexp.functional.surrogate import SURROGATES
@@ -73,7 +72,7 @@ def test_feed_forward_matches_reference_for_every_surrogate(method: str) -> None
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("method", sorted(fused_lif.INLINE_SURROGATES))
+@pytest.mark.parametrize("method", sorted(cpu.INLINE_SURROGATES))
 def test_surrogates_inside_the_kernel_round_like_pytorch(
     method: str, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,8 +80,8 @@ def test_surrogates_inside_the_kernel_round_like_pytorch(
     x, v0, i0 = _inputs((30, 4, 33), dtype)
     p = LIFParameters(v_th=torch.linspace(0.5, 1.5, 33, dtype=dtype), method=method, alpha=7.3)
     results = []
-    for inline in (fused_lif.INLINE_SURROGATES, {}):
-        monkeypatch.setattr(fused_lif, "INLINE_SURROGATES", inline)
+    for inline in (cpu.INLINE_SURROGATES, {}):
+        monkeypatch.setattr(cpu, "INLINE_SURROGATES", inline)
         spikes, final = lif_fused_sequence(LIF, x, LIFState(v0, i0), p, 1e-3)
         results.append(_grads(_spike_count_loss(spikes, final), [x, v0, i0]))
     for inline_grad, given_grad in zip(*results, strict=True):
@@ -169,16 +168,16 @@ def test_double_backward_through_the_fused_kernels_raises() -> None:
     spikes, final = lif_fused_sequence(LIF, x, LIFState(v0, i0), LIFParameters(), 1e-3)
     (gx,) = torch.autograd.grad(_spike_count_loss(spikes, final), [x], create_graph=True)
     assert gx.requires_grad
-    with pytest.raises(RuntimeError, match="double backward through the fused LIF kernel"):
+    with pytest.raises(RuntimeError, match="double backward through spikeexp::lif_sequence"):
         torch.autograd.grad(gx.pow(2).sum(), [x])
     spikes, _ = lif_fused_sequence(LIF, x, LIFState(v0, i0), LIFParameters(), 1e-3)
     (gx,) = torch.autograd.grad(spikes.sum(), [x], create_graph=True)  # a linear loss
-    with pytest.raises(RuntimeError, match="double backward through the fused LIF kernel"):
+    with pytest.raises(RuntimeError, match="double backward through spikeexp::lif_sequence"):
         (gx.pow(2).sum() + x.sum()).backward()
     layer = snn.LSNNRecurrent(5, 6)
     data = ((torch.rand(20, 3, 5) < 0.4).float() * 3).requires_grad_()
     (gd,) = torch.autograd.grad(layer(data)[0].sum(0).pow(2).sum(), [data], create_graph=True)
-    with pytest.raises(RuntimeError, match="double backward through the fused recurrent"):
+    with pytest.raises(RuntimeError, match="double backward through spikeexp::recurrent_sequence"):
         torch.autograd.grad(gd.pow(2).sum(), [data])
 
 
@@ -288,11 +287,11 @@ def test_gradcheck_float64_where_the_surrogate_vanishes() -> None:
     v_reset = torch.full(shape[1:], -0.1, dtype=torch.float64)
     inputs = [t.requires_grad_() for t in (x, v0, i0, *params, v_th, v_reset)]
     alpha = 1000.0
-    spikes, *_ = LIFSequenceFunction.apply(*inputs, "triangle", alpha)
+    spikes, *_ = ops.lif_sequence(*inputs, "triangle", alpha, 2)
     assert 0 < float(spikes.detach().mean()) < 1
 
     def fused(*args):
-        return LIFSequenceFunction.apply(*args, "triangle", alpha)
+        return ops.lif_sequence(*args, "triangle", alpha, 2)[:3]
 
     u_margin = _min_threshold_distance(inputs)
     assert u_margin > 2.0 / alpha
@@ -385,7 +384,7 @@ def test_recurrent_backward_with_blas_products_matches_reference(
     model: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The backward path of large hidden sizes (one kernel call per step, g_t W by BLAS)."""
-    monkeypatch.setattr(fused_recurrent, "BLAS_HIDDEN", 1)
+    monkeypatch.setattr(cpu, "BLAS_HIDDEN", 1)
     if model == "lif":
         _recurrent_case(LIF, LIFParameters(method="arctan", alpha=30.0))
     else:
@@ -454,10 +453,10 @@ def test_recurrent_gradcheck_float64_where_the_surrogate_vanishes(mode: str) -> 
     inputs = [t.requires_grad_() for t in inputs]
 
     def fused(projected, weights, z0, v0, i0, b=None):
-        out = RecurrentSequenceFunction.apply(
-            projected, weights, z0, v0, i0, b, params, MODES[mode], "triangle", 1000.0
+        out = ops.recurrent_sequence(
+            projected, weights, z0, v0, i0, b, *params, MODES[mode], "triangle", 1000.0
         )
-        return tuple(t for t in out if t is not None)
+        return out[:4] if b is None else out[:5]
 
     spikes, *_ = fused(*inputs)
     assert 0 < float(spikes.detach().mean()) < 1
@@ -494,6 +493,6 @@ def test_constant_input_is_read_in_place(monkeypatch: pytest.MonkeyPatch) -> Non
     assert torch.equal(z, z_ref) and torch.equal(s.v, s_ref.v) and torch.equal(s.i, s_ref.i)
     for actual, expected in zip(g, g_ref, strict=True):
         _close(actual, expected, GRAD_TOL)
-    monkeypatch.setattr(fused_lif, "time_major", lambda x: pytest.fail("x was copied"))
+    monkeypatch.setattr(fused_common, "time_major", lambda x: pytest.fail("x was copied"))
     z_again, _ = lif_fused_sequence(LIF, x, LIFState(v0, i0), p, 1e-3)
     assert torch.equal(z_again, z)

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 
-from spikeexp.functional.fused import build
-from spikeexp.functional.fused.pool import MaxPool2dFunction, max_pool2d
+from spikeexp.functional.fused import build, ops
+from spikeexp.functional.fused.pool import max_pool2d
 from spikeexp.module import FusedMaxPool2d
 
 pytestmark = pytest.mark.skipif(build.kernels() is None, reason="no C++ compiler")
@@ -41,7 +41,8 @@ def test_spike_maps_full_of_ties_match_torch(size: int, dtype: torch.dtype) -> N
     spikes = (torch.rand(6, 5, 12, 12, generator=generator) < 0.2).to(dtype)
     spikes[0] = 0.0  # all-silent windows: the gradient goes to the first element
     _assert_identical_to_torch(spikes, size)
-    assert isinstance(MaxPool2dFunction.apply(spikes, size), torch.Tensor)
+    y, where = ops.max_pool2d(spikes, size)
+    assert y.dtype == dtype and where.dtype == torch.uint8
 
 
 def test_small_integers_nan_inf_and_ragged_edges_match_torch() -> None:
@@ -82,7 +83,7 @@ def test_other_inputs_use_torch_pooling() -> None:
 
 
 def test_module_matches_nn_max_pool2d_and_the_network_uses_it() -> None:
-    from spikeexp.network import build_network
+    from spikeexp.engine import network_from_config
 
     x = (torch.rand(3, 2, 9, 9) < 0.3).float()
     assert torch.equal(FusedMaxPool2d(3)(x), nn.MaxPool2d(3)(x))
@@ -90,5 +91,5 @@ def test_module_matches_nn_max_pool2d_and_the_network_uses_it() -> None:
     readout = {"model": "li"}
     neuron = {"model": "lif"}
     for backend, expected in (("auto", FusedMaxPool2d), ("reference", nn.MaxPool2d)):
-        network = build_network(topology, neuron, readout, (1, 10, 10), 10, backend=backend)
+        network = network_from_config(topology, neuron, readout, (1, 10, 10), 10, backend=backend)
         assert type(network.layers.pool1.module) is expected

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import spikeexp as snn
+from spikeexp.engine.topology import Scale
 from spikeexp.module.container import is_time_invariant
-from spikeexp.network import Scale
 
 
 def test_lift_applies_the_layer_at_every_step() -> None:

@@ -8,9 +8,9 @@ import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
 
-from spikeexp.experiment import build_experiment, build_trainer
+from spikeexp.engine.experiment import build_experiment, build_trainer
+from spikeexp.engine.schema import ConfigError
 from spikeexp.module.encode import PreEncoded
-from spikeexp.schema import ConfigError
 from spikeexp.tasks.memory import (
     MemoryBatch,
     MemoryDataModule,
@@ -272,7 +272,7 @@ def test_short_training_run_learns_to_recall(tmp_path) -> None:
     )
     try:
         run = build_experiment(config)
-        trainer = build_trainer(config)
+        trainer = build_trainer(run.spec)
         trainer.fit(run.module, datamodule=run.datamodule)
         results = trainer.test(run.module, datamodule=run.datamodule)[0]
     finally:
@@ -310,9 +310,9 @@ def _gradients(overrides: list[str], tmp_path) -> tuple[float, dict[str, torch.T
     return loss.item(), {name: p.grad for name, p in module.named_parameters()}
 
 
-def test_checkpoint_steps_trains_with_the_same_gradients(tmp_path) -> None:
+def test_recompute_steps_trains_with_the_same_gradients(tmp_path) -> None:
     loss, grads = _gradients([], tmp_path)
-    recomputed_loss, recomputed = _gradients(["checkpoint_steps=50"], tmp_path)
+    recomputed_loss, recomputed = _gradients(["recompute_steps=50"], tmp_path)
     assert recomputed_loss == pytest.approx(loss, rel=1e-6)
     for name, grad in grads.items():
         assert torch.allclose(recomputed[name], grad, atol=1e-6, rtol=1e-4), name
@@ -320,9 +320,9 @@ def test_checkpoint_steps_trains_with_the_same_gradients(tmp_path) -> None:
         [
             "experiment=memory_lsnn",
             f"paths.output_dir={tmp_path}",
-            "checkpoint_steps=50",
+            "recompute_steps=50",
             "tbptt_steps=100",
         ]
     )
-    with pytest.raises(ConfigError, match="checkpoint_steps must be null when tbptt_steps"):
+    with pytest.raises(ConfigError, match="recompute_steps must be null when tbptt_steps"):
         build_experiment(config)

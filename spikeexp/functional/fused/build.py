@@ -189,6 +189,10 @@ def _declare(library: ctypes.CDLL) -> None:
         "recurrent_backward": [c_int] + [i64] * 3 + [ptr] * 4 + [i64] + [ptr] * 9,
         "max_pool_forward": [i64] * 4 + [ptr] * 3,
         "max_pool_backward": [i64] * 4 + [ptr] * 3,
+        "li_forward": [i64] * 3 + [ptr, i64] + [ptr] * 7,
+        "li_backward": [i64] * 3 + [ptr, i64] + [ptr] * 12,
+        "lsnn_forward": [c_int] + [i64] * 3 + [ptr, i64] + [ptr] * 13,
+        "lsnn_backward": [c_int] + [i64] * 3 + [ptr] * 4 + [i64] + [ptr] * 8,
     }
     for name, argtypes in signatures.items():
         for suffix in ("f32", "f64"):

@@ -1,13 +1,17 @@
 """Helpers shared by the fused neuron kernels: eligibility, parameter and state layout, the
 surrogate derivative, gradients over time and pointers for ``ctypes``.
 
-Where a kernel does not apply (no compiler, not the CPU, not float32/float64, a case it does not
-cover) the fused paths run :mod:`spikeexp.functional.unroll`'s reference loops instead.
+Where no kernel applies (no compiler on the CPU, no Triton on CUDA, another device or dtype, a
+case the kernels do not cover) the fused paths run :mod:`spikeexp.functional.unroll`'s
+reference loops instead.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
+import os
 from typing import Any
 
 import torch
@@ -15,22 +19,58 @@ import torch
 from spikeexp.functional.fused.build import kernels
 from spikeexp.functional.surrogate import surrogate_derivative
 
-KERNEL_DTYPES = (torch.float32, torch.float64)
+KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+"""Input dtypes of the fused operators (bfloat16 inputs run with a float32 state)."""
 _SURROGATE_CHUNK = 1 << 16  # elements per surrogate evaluation: temporaries stay in cache
 _MIN_CHUNKS = 8  # short sequences: at most 1/8 of the sequence per evaluation (peak memory)
 
 
-def kernel_applies(x: torch.Tensor, tensors: list[Any]) -> bool:
-    """The C++ kernels can run: CPU, float32/float64, one floating dtype (integer parameters are
-    converted, as type promotion does in the step loop), and a compiler."""
-    if x.device.type != "cpu" or x.dtype not in KERNEL_DTYPES or x.shape[0] == 0:
+def state_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the state and saved values for inputs of ``dtype`` (float32 for bfloat16)."""
+    return torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
+
+
+@functools.cache
+def triton_importable() -> bool:
+    """``import triton`` works (it ships with CUDA builds of PyTorch on Linux)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
         return False
+    return True
+
+
+@torch.compiler.assume_constant_result
+def kernels_available(device_type: str) -> bool:
+    """Fused kernels exist for tensors on ``device_type``: the C++ library built (CPU), Triton
+    importable and a CUDA device present (CUDA). ``SPIKEEXP_FUSED_KERNELS=0`` disables both.
+    A constant for ``torch.compile`` (evaluated once while tracing)."""
+    if device_type == "cpu":
+        return kernels() is not None
+    if device_type == "cuda":
+        enabled = os.environ.get("SPIKEEXP_FUSED_KERNELS", "1") != "0"
+        return enabled and triton_importable() and _module_exists("spikeexp.functional.fused.gpu")
+    return False
+
+
+def _module_exists(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def kernel_applies(x: torch.Tensor, tensors: list[Any]) -> bool:
+    """A fused operator can run on ``x``: a device with kernels (:func:`kernels_available`),
+    float32, float64 or bfloat16, a non-empty sequence, and every tensor of ``tensors`` on
+    ``x``'s device with, if floating, ``x``'s dtype or its state dtype (integer parameters are
+    converted, as type promotion does in the step loop)."""
+    if x.dtype not in KERNEL_DTYPES or x.shape[0] == 0:
+        return False
+    allowed = (x.dtype, state_dtype(x.dtype))
     for value in tensors:
         if not isinstance(value, torch.Tensor):
             continue
-        if value.device != x.device or (value.is_floating_point() and value.dtype != x.dtype):
+        if value.device != x.device or (value.is_floating_point() and value.dtype not in allowed):
             return False
-    return kernels() is not None
+    return kernels_available(x.device.type)
 
 
 def broadcasts_to(value: Any, shape: torch.Size) -> bool:
@@ -77,6 +117,21 @@ def time_major(sequence: torch.Tensor) -> torch.Tensor:
     return sequence.contiguous()
 
 
+def sequence_input(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in a layout the sequence operators read (:mod:`spikeexp.functional.fused.ops`): an
+    input repeated over time with stride 0 whose step is contiguous stays as it is (read in
+    place), others as :func:`time_major` gives them."""
+    constant = x.shape[0] > 1 and x.stride(0) == 0 and x[0].is_contiguous()
+    return x if constant else time_major(x)
+
+
+def state_step(x: torch.Tensor) -> torch.Tensor:
+    """A ``[*S]`` tensor with the layout of one step of ``x`` and the state dtype: what states
+    and parameters are laid out like (``x[0]`` itself when ``x`` has the state dtype)."""
+    dtype = state_dtype(x.dtype)
+    return x[0] if x.dtype == dtype else torch.empty_like(x[0], dtype=dtype)
+
+
 def laid_out_like(value: Any, like: torch.Tensor) -> torch.Tensor:
     """``value`` (float or tensor broadcasting to ``like``) as a tensor with ``like``'s shape,
     dtype and memory layout (strides); differentiable, a copy only where needed."""
@@ -119,14 +174,19 @@ def _same_for_every_sample(value: Any, dims: int) -> bool:
 
 
 def surrogate_of(
-    distance: torch.Tensor, offset: torch.Tensor | None, method: str, alpha: float
+    distance: torch.Tensor,
+    offset: torch.Tensor | None,
+    method: str,
+    alpha: float,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r""":math:`\sigma'(\text{distance} - \text{offset})` over ``[T, ...]``, in time chunks.
 
     ``offset`` (the threshold, broadcast over time) may be ``None``. Chunking keeps the
-    temporaries of the surrogate formula small; the result is one new ``[T, ...]`` tensor.
+    temporaries of the surrogate formula small; the result is written to ``out`` (default: a
+    new tensor like ``distance``) and returned.
     """
-    out = torch.empty_like(distance)
+    out = torch.empty_like(distance) if out is None else out
     per_step = max(1, distance[0].numel())
     steps = distance.shape[0]
     chunk = max(1, min(_SURROGATE_CHUNK // per_step, -(-steps // _MIN_CHUNKS)))
@@ -156,8 +216,8 @@ def time_rows(
 
 
 def pointer(tensor: torch.Tensor | None) -> int | None:
-    """The data address for ctypes (``None`` becomes a null pointer)."""
-    return None if tensor is None else tensor.data_ptr()
+    """The data address for ctypes (``None`` and empty tensors become a null pointer)."""
+    return None if tensor is None or tensor.numel() == 0 else tensor.data_ptr()
 
 
 def any_requires_grad(values: list[Any]) -> bool:
@@ -179,8 +239,8 @@ class _NoSecondDerivative(torch.autograd.Function):
     def backward(ctx, *grads: torch.Tensor) -> None:
         raise RuntimeError(
             f"double backward through {ctx.what} is not supported (its gradient is computed by "
-            "a C++ kernel without a derivative); for higher-order gradients run the layer with "
-            "backend='reference' or 'compiled' (unroll.backend)"
+            "a kernel that has no derivative of its own); for higher-order gradients run the "
+            "layer with backend='reference' or 'compiled' (unroll.backend)"
         )
 
 

@@ -692,6 +692,197 @@ SPIKEEXP_EXPORT_POOL(double, f64)
 SPIKEEXP_EXPORT(float, f32)
 SPIKEEXP_EXPORT(double, f64)
 
+// ---------------------------------------------------------------------------------------------
+// Leaky integrator (LI) readout and feed-forward LSNN sequences. Same conventions as the
+// kernels above (parameters repeat every `period` neurons, tiles of kBlock neurons, input row t
+// at x + t * x_stride), and every reset is written as the reference writes it,
+// v <- (1 - z) u + z v_reset, so an infinite or NaN voltage propagates exactly as in the step
+// loop (no select).
+
+namespace {
+
+// LI over `steps` steps: out[t] = v after step t; j_out (optional) the current after the input.
+template <typename T>
+void li_forward(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
+                const T* __restrict__ x, int64_t x_stride, T* __restrict__ out,
+                T* __restrict__ j_out, T* __restrict__ v, T* __restrict__ i,
+                const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ vl) {
+  for (int64_t start = k0; start < k1; start += kBlock) {
+    const int64_t end = start + kBlock < k1 ? start + kBlock : k1;
+    for (int64_t t = 0; t < steps; ++t) {
+      const int64_t row = t * m;
+      for (int64_t k = start; k < end; ++k) {
+        const int64_t q = k - shift;
+        const T j = i[k] + x[t * x_stride + k];
+        const T vv = v[k] + a[q] * ((vl[q] - v[k]) + j);
+        i[k] = j - b[q] * j;
+        v[k] = vv;
+        out[row + k] = vv;
+        if (j_out) j_out[row + k] = j;
+      }
+    }
+  }
+}
+
+// Backward of li_forward. gout: gradient of the outputs (optional; row t at gout + t *
+// gout_stride). gv, gi: gradient of the final state on entry, of the initial state on exit.
+// gx: input gradient [steps, m]. With parameter gradients (ga != nullptr; one period) the
+// outputs `out`, the initial voltage v0 and the currents j are read.
+template <typename T>
+void li_backward(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
+                 const T* __restrict__ gout, int64_t gout_stride, T* __restrict__ gx,
+                 T* __restrict__ gv, T* __restrict__ gi, const T* __restrict__ out,
+                 const T* __restrict__ v0, const T* __restrict__ j, const T* __restrict__ a,
+                 const T* __restrict__ b, const T* __restrict__ vl, T* __restrict__ ga,
+                 T* __restrict__ gb, T* __restrict__ gvl) {
+  for (int64_t start = k0; start < k1; start += kBlock) {
+    const int64_t end = start + kBlock < k1 ? start + kBlock : k1;
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      const int64_t row = t * m;
+      for (int64_t k = start; k < end; ++k) {
+        const int64_t q = k - shift;
+        const T du = gout ? gv[k] + gout[t * gout_stride + k] : gv[k];
+        const T gik = gi[k];
+        const T dj = (gik - b[q] * gik) + a[q] * du;
+        gx[row + k] = dj;
+        if (ga) {
+          const T vprev = t > 0 ? out[row - m + k] : v0[k];
+          const T jj = j[row + k];
+          ga[k] += du * ((vl[q] - vprev) + jj);
+          gb[k] -= gik * jj;
+          gvl[k] += a[q] * du;
+        }
+        gv[k] = du - a[q] * du;
+        gi[k] = dj;
+      }
+    }
+  }
+}
+
+// Feed-forward LSNN (MODE 1: "norse", the adaptation variable is the threshold; MODE 2:
+// "bellec", threshold v_th + beta b), reset not detached. Writes spikes z, the pre-reset
+// voltage u and the threshold distance d (both optional: gradients only); v, i, adapt: state.
+template <typename T, int MODE>
+void lsnn_forward(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
+                  const T* __restrict__ x, int64_t x_stride, T* __restrict__ z,
+                  T* __restrict__ u, T* __restrict__ d, T* __restrict__ v, T* __restrict__ i,
+                  T* __restrict__ adapt, const T* __restrict__ a, const T* __restrict__ bs,
+                  const T* __restrict__ c, const T* __restrict__ vl, const T* __restrict__ vth,
+                  const T* __restrict__ vr, const T* __restrict__ beta) {
+  for (int64_t start = k0; start < k1; start += kBlock) {
+    const int64_t end = start + kBlock < k1 ? start + kBlock : k1;
+    for (int64_t t = 0; t < steps; ++t) {
+      const int64_t row = t * m;
+      for (int64_t k = start; k < end; ++k) {
+        const int64_t q = k - shift;
+        const T j = i[k] + x[t * x_stride + k];
+        const T uu = v[k] + a[q] * ((vl[q] - v[k]) + j);
+        i[k] = j - bs[q] * j;
+        const T thr = MODE == 1 ? adapt[k] + c[q] * (vth[q] - adapt[k])
+                                : vth[q] + beta[q] * adapt[k];
+        const T dd = uu - thr;
+        const T zz = dd > T(0) ? T(1) : T(0);
+        if (MODE == 1) adapt[k] = thr + beta[q] * zz;
+        if (MODE == 2) adapt[k] = adapt[k] + c[q] * (zz - adapt[k]);
+        z[row + k] = zz;
+        if (u) u[row + k] = uu;
+        if (d) d[row + k] = dd;
+        v[k] = (T(1) - zz) * uu + zz * vr[q];
+      }
+    }
+  }
+}
+
+// Backward of lsnn_forward. g: surrogate derivative at d on entry, input gradient on exit.
+// gz: gradient of the spikes (optional, row t at gz + t * gz_stride). gv, gi, gadapt: gradient
+// of the final state on entry, of the initial state on exit.
+template <typename T, int MODE>
+void lsnn_backward(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
+                   const T* __restrict__ u, const T* __restrict__ d, T* __restrict__ g,
+                   const T* __restrict__ gz, int64_t gz_stride, T* __restrict__ gv,
+                   T* __restrict__ gi, T* __restrict__ gadapt, const T* __restrict__ a,
+                   const T* __restrict__ bs, const T* __restrict__ c, const T* __restrict__ vr,
+                   const T* __restrict__ beta) {
+  for (int64_t start = k0; start < k1; start += kBlock) {
+    const int64_t end = start + kBlock < k1 ? start + kBlock : k1;
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      const int64_t row = t * m;
+      for (int64_t k = start; k < end; ++k) {
+        const int64_t q = k - shift;
+        const T uu = u[row + k];
+        const T zz = d[row + k] > T(0) ? T(1) : T(0);
+        const T gvk = gv[k];
+        const T gak = gadapt[k];
+        T gzz = (gz ? gz[t * gz_stride + k] : T(0)) + gvk * (vr[q] - uu);
+        gzz += MODE == 1 ? gak * beta[q] : gak * c[q];
+        const T gd = gzz * g[row + k];
+        const T du = (T(1) - zz) * gvk + gd;
+        const T gik = gi[k];
+        const T dj = (gik - bs[q] * gik) + a[q] * du;
+        g[row + k] = dj;
+        gv[k] = du - a[q] * du;
+        gi[k] = dj;
+        if (MODE == 1) {
+          const T gthr = gak - gd;
+          gadapt[k] = gthr - c[q] * gthr;
+        } else {
+          gadapt[k] = (gak - c[q] * gak) - beta[q] * gd;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+#define SPIKEEXP_EXPORT_LI_LSNN(T, SUFFIX)                                                    \
+  extern "C" void li_forward_##SUFFIX(int64_t steps, int64_t m, int64_t period, const T* x,   \
+                                      int64_t x_stride, T* out, T* j, T* v, T* i, const T* a, \
+                                      const T* b, const T* vl) {                              \
+    over_tiles(steps, m, period, [&](int64_t k0, int64_t k1, int64_t shift) {                 \
+      li_forward<T>(steps, m, k0, k1, shift, x, x_stride, out, j, v, i, a, b, vl);            \
+    });                                                                                       \
+  }                                                                                           \
+  extern "C" void li_backward_##SUFFIX(int64_t steps, int64_t m, int64_t period,              \
+                                       const T* gout, int64_t gout_stride, T* gx, T* gv,      \
+                                       T* gi, const T* out, const T* v0, const T* j,          \
+                                       const T* a, const T* b, const T* vl, T* ga, T* gb,     \
+                                       T* gvl) {                                              \
+    over_tiles(steps, m, period, [&](int64_t k0, int64_t k1, int64_t shift) {                 \
+      li_backward<T>(steps, m, k0, k1, shift, gout, gout_stride, gx, gv, gi, out, v0, j, a,   \
+                     b, vl, ga, gb, gvl);                                                     \
+    });                                                                                       \
+  }                                                                                           \
+  extern "C" void lsnn_forward_##SUFFIX(                                                      \
+      int mode, int64_t steps, int64_t m, int64_t period, const T* x, int64_t x_stride, T* z, \
+      T* u, T* d, T* v, T* i, T* adapt, const T* a, const T* bs, const T* c, const T* vl,     \
+      const T* vth, const T* vr, const T* beta) {                                             \
+    over_tiles(steps, m, period, [&](int64_t k0, int64_t k1, int64_t shift) {                 \
+      if (mode == 1)                                                                          \
+        lsnn_forward<T, 1>(steps, m, k0, k1, shift, x, x_stride, z, u, d, v, i, adapt, a, bs, \
+                           c, vl, vth, vr, beta);                                             \
+      else                                                                                    \
+        lsnn_forward<T, 2>(steps, m, k0, k1, shift, x, x_stride, z, u, d, v, i, adapt, a, bs, \
+                           c, vl, vth, vr, beta);                                             \
+    });                                                                                       \
+  }                                                                                           \
+  extern "C" void lsnn_backward_##SUFFIX(                                                     \
+      int mode, int64_t steps, int64_t m, int64_t period, const T* u, const T* d, T* g,       \
+      const T* gz, int64_t gz_stride, T* gv, T* gi, T* gadapt, const T* a, const T* bs,       \
+      const T* c, const T* vr, const T* beta) {                                               \
+    over_tiles(steps, m, period, [&](int64_t k0, int64_t k1, int64_t shift) {                 \
+      if (mode == 1)                                                                          \
+        lsnn_backward<T, 1>(steps, m, k0, k1, shift, u, d, g, gz, gz_stride, gv, gi, gadapt,  \
+                            a, bs, c, vr, beta);                                              \
+      else                                                                                    \
+        lsnn_backward<T, 2>(steps, m, k0, k1, shift, u, d, g, gz, gz_stride, gv, gi, gadapt,  \
+                            a, bs, c, vr, beta);                                              \
+    });                                                                                       \
+  }
+
+SPIKEEXP_EXPORT_LI_LSNN(float, f32)
+SPIKEEXP_EXPORT_LI_LSNN(double, f64)
+
 // Threads of the kernels' parallel regions (the loader passes torch.get_num_threads()).
 extern "C" void spikeexp_set_threads(int threads) { g_threads = threads > 0 ? threads : 1; }
 

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import torch
 
+from spikeexp.functional.fused.li import li_fused_sequence
 from spikeexp.functional.neurons.base import NeuronModel
 from spikeexp.functional.validation import check_dt, check_finite, check_rate_constant
 
@@ -80,4 +81,5 @@ MODEL = NeuronModel(
     validate=validate_li,
     spiking=False,
     rate_constants=("tau_syn_inv", "tau_mem_inv"),
+    fused_sequence=li_fused_sequence,
 )

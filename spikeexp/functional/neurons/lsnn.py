@@ -53,7 +53,7 @@ from typing import NamedTuple
 
 import torch
 
-from spikeexp.functional.fused.lsnn import lsnn_fused_recurrent_sequence
+from spikeexp.functional.fused.lsnn import lsnn_fused_recurrent_sequence, lsnn_fused_sequence
 from spikeexp.functional.neurons.base import NeuronModel
 from spikeexp.functional.surrogate import check_surrogate, spike_and_reset_factor
 from spikeexp.functional.validation import (
@@ -163,5 +163,6 @@ MODEL = NeuronModel(
     initial_state=lsnn_initial_state,
     validate=validate_lsnn,
     rate_constants=("tau_syn_inv", "tau_mem_inv", "tau_adapt_inv"),
+    fused_sequence=lsnn_fused_sequence,
     fused_recurrent_sequence=lsnn_fused_recurrent_sequence,
 )

@@ -1,0 +1,190 @@
+"""From a config to the objects of a run: validate once, instantiate, check shapes.
+
+Shared by ``spikeexp-train``, ``spikeexp-eval`` and Python code that never touches Hydra::
+
+    experiment = build_experiment(config)   # a plain mapping or an OmegaConf DictConfig
+    trainer = build_trainer(experiment.spec)
+    trainer.fit(experiment.module, datamodule=experiment.datamodule)
+
+The config is validated once before the first object is built
+(:func:`spikeexp.engine.validate.validate_config`); the network is then built by propagating the
+encoder's output shape through every layer, so a mismatch is reported before training, naming the
+layer.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningDataModule, Trainer
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from spikeexp.callbacks.reliability import reliability_callbacks
+from spikeexp.callbacks.sync import SyncEpochMetrics
+from spikeexp.engine.schema import ConfigError, locate, resolve_model, validate_neuron
+from spikeexp.engine.spiking_module import SpikingModule
+from spikeexp.engine.topology import build_network
+from spikeexp.engine.validate import (
+    RunSpec,
+    entries,
+    layer_neurons,
+    validate_config,
+    validate_topology,
+)
+from spikeexp.module.decode import Decoder
+from spikeexp.module.network import SpikingNetwork
+from spikeexp.runtime.checkpoint import SafeCheckpointIO
+from spikeexp.runtime.targets import instantiate
+from spikeexp.tasks.base import Task
+
+
+@dataclass
+class Experiment:
+    """The objects of one run and the validated config they were built from."""
+
+    module: SpikingModule
+    datamodule: LightningDataModule
+    spec: RunSpec
+
+
+def plain(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` resolved into plain dicts and lists (no OmegaConf objects)."""
+    if isinstance(config, DictConfig):
+        return OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
+    return dict(config)
+
+
+def network_from_config(
+    topology: Mapping[str, Any],
+    neuron: Mapping[str, Any],
+    readout: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    num_outputs: int,
+    backend: str = "auto",
+) -> SpikingNetwork:
+    """A network from plain config sections, validated as a run's (``topology``, the global
+    ``neuron``, ``decoder.readout``), for use outside a whole experiment.
+
+    ``input_shape`` is the per-sample shape of the network's input (the encoder's output).
+    """
+    spec = validate_topology(topology)
+    neurons = layer_neurons(spec, neuron, validate_neuron("neuron", neuron))
+    readout_spec = validate_neuron("decoder.readout", readout)
+    return build_network(spec, neurons, readout_spec, input_shape, num_outputs, backend)
+
+
+def _task(node: Mapping[str, Any], datamodule: LightningDataModule, decoder: Decoder) -> Task:
+    kwargs: dict[str, Any] = {"datamodule": datamodule}
+    if "decoder" in inspect.signature(locate("task", node["_target_"])).parameters:
+        kwargs["decoder"] = decoder
+    return instantiate("task", node, **kwargs)
+
+
+def build_experiment(config: RunSpec | DictConfig | Mapping[str, Any]) -> Experiment:
+    """Validate ``config`` (unless it is a :class:`RunSpec` already) and build data, encoder,
+    network, task and the Lightning module."""
+    spec = config if isinstance(config, RunSpec) else validate_config(plain(config))
+    config = spec.config
+    datamodule = instantiate("data", config["data"])
+    decoder_node = {key: value for key, value in config["decoder"].items() if key != "readout"}
+    decoder = instantiate("decoder", decoder_node)
+    task = _task(config["task"], datamodule, decoder)
+    encoder = instantiate("encoder", config["encoder"])
+    try:
+        encoded_shape = tuple(encoder.output_shape(task.input_shape))
+    except ValueError as error:
+        raise ConfigError(
+            f"encoder {type(encoder).__name__} does not fit the task input shape "
+            f"{task.input_shape}: {error}"
+        ) from None
+    reads = "spikes" if task.readout_spiking else "voltages"
+    resolve_model(
+        "decoder.readout.model",
+        spec.readout["model"],
+        spiking=task.readout_spiking,
+        where=f"by a decoder that reads {reads}",
+    )
+    network = build_network(
+        spec.topology,
+        spec.neurons,
+        spec.readout,
+        encoded_shape,
+        task.num_outputs,
+        backend=spec.backend,
+    )
+    scheduler = None
+    if (config["scheduler"] or {}).get("scheduler") is not None:
+        scheduler = {
+            **config["scheduler"],
+            "scheduler": instantiate("scheduler.scheduler", config["scheduler"]["scheduler"]),
+        }
+    module = SpikingModule(
+        encoder=encoder,
+        network=network,
+        task=task,
+        optimizer=instantiate("optimizer", config["optimizer"]),
+        scheduler=scheduler,
+        dt=config["dt"],
+        regularization=spec.regularization,
+        tbptt_steps=config["tbptt_steps"],
+        recompute_steps=config["recompute_steps"],
+        config=config,
+    )
+    return Experiment(module=module, datamodule=datamodule, spec=spec)
+
+
+def build_trainer(spec: RunSpec, **overrides: Any) -> Trainer:
+    """The Lightning ``Trainer`` of a validated config with its loggers and callbacks;
+    ``overrides`` are further ``Trainer`` arguments."""
+    config = spec.config
+    # First, so that every rank syncs the epoch's metrics before the rank-0 progress bar reads
+    # them (spikeexp.callbacks.sync.SyncEpochMetrics: avoids a DDP deadlock).
+    callbacks: list[Callback] = [SyncEpochMetrics()] + [
+        instantiate(f"callbacks.{name}", node)
+        for name, node in entries("callbacks", config["callbacks"]).items()
+    ]
+    loggers: list[Logger] = [
+        instantiate(f"logger.{name}", node)
+        for name, node in entries("logger", config["logger"]).items()
+    ]
+    # Always on (spikeexp.callbacks.reliability, spikeexp.runtime.checkpoint): NaN/inf guard,
+    # last.ckpt every N steps and on SIGTERM, atomic checkpoint writes and weights_only loads.
+    callbacks += reliability_callbacks(config["last_checkpoint_every_n_steps"])
+    kwargs: dict[str, Any] = {
+        "callbacks": callbacks,
+        "logger": loggers or False,
+        "plugins": [SafeCheckpointIO()],
+        **overrides,
+    }
+    return instantiate("trainer", config["trainer"], **kwargs)
+
+
+def build_test_trainer(
+    spec: RunSpec, fitted: Trainer | None = None, **overrides: Any
+) -> Trainer | None:
+    """The trainer that tests: one process on one device; ``None`` on the other DDP ranks.
+
+    A multi-process test splits the test set with a ``DistributedSampler``, which pads it so that
+    every rank gets as many samples as the others: some samples would be counted twice. The test
+    therefore runs in one process on one device, as Lightning recommends, and each sample counts
+    once. After a multi-process ``fitted`` trainer, the ranks started by ``popen``, torchrun or
+    SLURM leave their process group first (no collective call can wait for a missing rank), and
+    the test reuses ``fitted``'s loggers, so the test metrics join the run's TensorBoard events.
+    A one-process ``fitted`` trainer is returned as it is. ``overrides`` are further ``Trainer``
+    arguments.
+    """
+    if fitted is not None and fitted.world_size == 1:
+        return fitted
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    if fitted is not None and not fitted.is_global_zero:
+        return None
+    one_device: dict[str, Any] = {"devices": 1, "num_nodes": 1, "strategy": "auto"}
+    if fitted is not None:
+        one_device["logger"] = fitted.loggers or False
+    return build_trainer(spec, **one_device, **overrides)

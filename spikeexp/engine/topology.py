@@ -1,0 +1,283 @@
+"""Build a time-first spiking network from the ``topology`` config.
+
+A network is a :class:`~spikeexp.module.SequentialState` of named layers: stateless layers
+(``Linear``, ``Conv2d``, pooling, dropout, batch-norm, flatten) wrapped in
+:class:`~spikeexp.module.Lift`, so each runs once over the whole ``[T * batch, ...]`` block, and
+neuron sequence modules (``LIF``, ``LSNNRecurrent`` ...) that unroll time. The last two layers are
+``fc_out`` (``Linear`` to the number of classes) and ``readout`` (LI neurons for voltage decoders,
+spiking neurons for spike-count decoders).
+
+Topologies (``topology.type``) and their layer names:
+
+* ``mlp``: ``flatten``, then per hidden size ``fc{k}`` [``bn{k}``] ``hidden{k}`` [``dropout{k}``].
+* ``conv``: per channel count ``conv{k}`` (Conv2d) [``bn_conv{k}``] ``spike_conv{k}`` ``pool{k}``,
+  then ``flatten`` and the ``mlp`` layers. With ``channels_last`` the convolutions get their
+  input in channels-last memory order, which the feature maps keep up to ``flatten``. Pooling
+  is :class:`~spikeexp.module.FusedMaxPool2d` (``nn.MaxPool2d`` with ``unroll.backend=reference``).
+* ``recurrent``: ``flatten``, then per hidden size a recurrent spiking layer ``hidden{k}``
+  [``dropout{k}``].
+
+Every spiking layer uses the global ``neuron`` config, merged with
+``topology.layers.<layer>.neuron`` if given (see :func:`spikeexp.engine.schema.merge_neuron`);
+:mod:`spikeexp.engine.validate` checks the section and resolves each layer's neuron once, and the
+builders here only build.
+``topology.layers.<layer>.input_scale`` (a positive number ``s``, dimensionless) inserts a layer
+``scale_<layer>`` that multiplies the layer's input by ``s``: for ``mlp`` and ``conv`` layers the
+synaptic input ``I = s (W x + b)``, for ``recurrent`` layers the input spikes. Norse's ConvNet
+scales its second convolution by 10 so that its sparse spikes drive the next layer. Shapes are
+propagated through every layer while building, so a mismatch is reported before training with
+the layer's name. A new topology is a schema dataclass (its fields are the config keys; ``check``
+validates the values, ``spiking_layers`` names its spiking layers) and a builder, registered in
+:data:`TOPOLOGIES`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from spikeexp.engine.schema import ConfigError
+from spikeexp.functional.neurons import MODELS
+from spikeexp.module import NEURON_MODULES, FusedMaxPool2d, Lift, Scale, SpikingNetwork
+
+LAYER_KEYS = frozenset({"neuron", "input_scale"})
+"""Keys of a per-layer entry ``topology.layers.<layer>``."""
+
+
+def _check_sizes(key: str, sizes: list[int]) -> None:
+    for size in sizes:
+        if size < 1:
+            raise ConfigError(f"topology.{key} must hold positive integers (got {sizes})")
+
+
+def _check_dropout(dropout: float) -> None:
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"topology.dropout must be in [0, 1) (got {dropout})")
+
+
+@dataclass
+class MLPTopology:
+    """``mlp``: hidden spiking layers of the given sizes (``hidden1``, ``hidden2``, ...)."""
+
+    type: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [128])
+    dropout: float = 0.0
+    batch_norm: bool = False
+    layers: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` on a value outside its range."""
+        _check_sizes("hidden", self.hidden)
+        _check_dropout(self.dropout)
+
+    def spiking_layers(self) -> list[str]:
+        """Names of the spiking layers this topology builds, in order."""
+        return [f"hidden{k}" for k in range(1, len(self.hidden) + 1)]
+
+
+@dataclass
+class ConvTopology:
+    """``conv``: conv/pool stages (``channels``), then dense spiking layers (``hidden``)."""
+
+    type: str = "conv"
+    channels: list[int] = field(default_factory=lambda: [16, 32])
+    kernel_size: int = 3
+    padding: int = 1
+    pool: int = 2
+    hidden: list[int] = field(default_factory=lambda: [128])
+    dropout: float = 0.0
+    batch_norm: bool = False
+    channels_last: bool = False
+    layers: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` on a value outside its range."""
+        _check_sizes("channels", self.channels)
+        _check_sizes("hidden", self.hidden)
+        _check_dropout(self.dropout)
+        for key in ("kernel_size", "pool"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"topology.{key} must be >= 1 (got {getattr(self, key)})")
+        if self.padding < 0:
+            raise ConfigError(f"topology.padding must be >= 0 (got {self.padding})")
+
+    def spiking_layers(self) -> list[str]:
+        """Names of the spiking layers this topology builds, in order."""
+        convs = [f"spike_conv{k}" for k in range(1, len(self.channels) + 1)]
+        return convs + [f"hidden{k}" for k in range(1, len(self.hidden) + 1)]
+
+
+@dataclass
+class RecurrentTopology:
+    """``recurrent``: recurrent spiking layers of the given sizes."""
+
+    type: str = "recurrent"
+    hidden: list[int] = field(default_factory=lambda: [128])
+    autapses: bool = False
+    dropout: float = 0.0
+    layers: dict[str, Any] = field(default_factory=dict)
+
+    check = MLPTopology.check
+    spiking_layers = MLPTopology.spiking_layers
+
+
+TopologySpec = MLPTopology | ConvTopology | RecurrentTopology
+
+
+def _describe(module: nn.Module) -> str:
+    """One-line description of a (lifted) layer, e.g. ``Conv2d(16, 32, kernel_size=(5, 5))``."""
+    inner = module.module if isinstance(module, Lift) else module
+    return f"{type(inner).__name__}({inner.extra_repr()})"
+
+
+class _Builder:
+    """Appends named layers, tracking the per-sample shape by running every new layer once.
+
+    ``neurons`` maps each spiking layer to the constructor arguments of its neuron module
+    (validated, :func:`spikeexp.engine.validate.validate_config`)."""
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        neurons: Mapping[str, Mapping[str, Any]],
+        overrides: Mapping[str, Any],
+        backend: str = "auto",
+    ) -> None:
+        self.shape = tuple(input_shape)
+        self.backend = backend
+        self.neurons = neurons
+        self.overrides = dict(overrides)
+        self.layers: OrderedDict[str, nn.Module] = OrderedDict()
+        self.spiking: list[str] = []
+
+    def add(self, name: str, module: nn.Module) -> None:
+        """Append ``module`` and compute its output shape on a dummy ``[1, 2, *shape]`` input."""
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                out = module(torch.zeros(1, 2, *self.shape))
+        except (RuntimeError, ValueError) as error:
+            first_line = str(error).splitlines()[0]
+            raise ConfigError(
+                f"topology: layer {name!r} ({_describe(module)}) does not fit its input of shape "
+                f"{self.shape} per sample: {first_line}"
+            ) from None
+        module.train(was_training)
+        out = out[0] if isinstance(out, tuple) else out
+        self.shape = tuple(out.shape[2:])
+        self.layers[name] = module
+
+    def add_stateless(self, name: str, module: nn.Module, channels_last: bool = False) -> None:
+        self.add(name, Lift(module, channels_last))
+
+    def flatten(self) -> None:
+        if len(self.shape) != 1:
+            self.add_stateless("flatten", nn.Flatten())
+
+    @property
+    def features(self) -> int:
+        return math.prod(self.shape)
+
+    def add_neuron(self, name: str, spec: Mapping[str, Any], **sizes: int) -> None:
+        """Append the neuron sequence module of ``spec`` (recurrent if ``sizes`` are given),
+        preceded by ``scale_<name>`` if ``topology.layers.<name>.input_scale`` is given."""
+        scale = self.overrides.get(name, {}).get("input_scale")
+        if scale is not None:
+            self.add_stateless(f"scale_{name}", Scale(scale))
+        model = MODELS[spec["model"]]
+        suffix = "Recurrent" if sizes else ""
+        cls = NEURON_MODULES[f"{model.prefix}{suffix}"]
+        kwargs = {key: value for key, value in spec.items() if key != "model"}
+        self.add(name, cls(**sizes, backend=self.backend, **kwargs))
+        if model.spiking:
+            self.spiking.append(name)
+
+    def dense_layers(self, hidden: list[int], dropout: float, batch_norm: bool) -> None:
+        for index, size in enumerate(hidden, start=1):
+            self.add_stateless(f"fc{index}", nn.Linear(self.features, size))
+            if batch_norm:
+                self.add_stateless(f"bn{index}", nn.BatchNorm1d(size))
+            self.add_neuron(f"hidden{index}", self.neurons[f"hidden{index}"])
+            if dropout > 0:
+                self.add_stateless(f"dropout{index}", nn.Dropout(dropout))
+
+
+def _build_mlp(spec: MLPTopology, builder: _Builder) -> None:
+    builder.flatten()
+    builder.dense_layers(spec.hidden, spec.dropout, spec.batch_norm)
+
+
+def _build_conv(spec: ConvTopology, builder: _Builder) -> None:
+    if len(builder.shape) != 3:
+        raise ConfigError(
+            f"topology conv needs image input [channels, height, width] per sample, "
+            f"but the encoder gives shape {builder.shape}"
+        )
+    for index, channels in enumerate(spec.channels, start=1):
+        conv = nn.Conv2d(builder.shape[0], channels, spec.kernel_size, padding=spec.padding)
+        builder.add_stateless(f"conv{index}", conv, spec.channels_last)
+        if spec.batch_norm:
+            builder.add_stateless(f"bn_conv{index}", nn.BatchNorm2d(channels))
+        builder.add_neuron(f"spike_conv{index}", builder.neurons[f"spike_conv{index}"])
+        if spec.pool > 1:
+            pool = nn.MaxPool2d if builder.backend == "reference" else FusedMaxPool2d
+            builder.add_stateless(f"pool{index}", pool(spec.pool))
+    builder.flatten()
+    builder.dense_layers(spec.hidden, spec.dropout, spec.batch_norm)
+
+
+def _build_recurrent(spec: RecurrentTopology, builder: _Builder) -> None:
+    builder.flatten()
+    for index, size in enumerate(spec.hidden, start=1):
+        name = f"hidden{index}"
+        builder.add_neuron(
+            name,
+            {**builder.neurons[name], "autapses": spec.autapses},
+            input_size=builder.features,
+            hidden_size=size,
+        )
+        if spec.dropout > 0:
+            builder.add_stateless(f"dropout{index}", nn.Dropout(spec.dropout))
+
+
+Builder = Callable[[Any, _Builder], None]
+TOPOLOGIES: dict[str, tuple[type, Builder]] = {
+    "mlp": (MLPTopology, _build_mlp),
+    "conv": (ConvTopology, _build_conv),
+    "recurrent": (RecurrentTopology, _build_recurrent),
+}
+"""``topology.type`` -> (schema dataclass, builder)."""
+
+
+def build_network(
+    spec: TopologySpec,
+    neurons: Mapping[str, Mapping[str, Any]],
+    readout: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    num_outputs: int,
+    backend: str = "auto",
+) -> SpikingNetwork:
+    """Build the network of a validated topology (:func:`spikeexp.engine.validate.validate_config`).
+
+    Args:
+        spec: the validated ``topology`` section (an instance of a schema of :data:`TOPOLOGIES`).
+        neurons: constructor arguments of each spiking layer's neuron module.
+        readout: constructor arguments of the readout layer (``decoder.readout``).
+        input_shape: per-sample shape of the encoder's output (without time and batch).
+        num_outputs: readout neurons (number of classes).
+        backend: time-loop backend of every neuron sequence layer (``unroll.backend``; see
+            :class:`spikeexp.module.NeuronSequence`).
+    """
+    builder = _Builder(input_shape, neurons, spec.layers, backend)
+    TOPOLOGIES[spec.type][1](spec, builder)
+    builder.flatten()
+    builder.add_stateless("fc_out", nn.Linear(builder.features, num_outputs))
+    builder.add_neuron("readout", readout)
+    return SpikingNetwork(builder.layers, builder.spiking)

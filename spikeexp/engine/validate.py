@@ -1,0 +1,239 @@
+"""One validation pass over a run config, before anything is built.
+
+:func:`validate_config` checks every section of a resolved training config once and returns a
+:class:`RunSpec`: the config with the defaults of optional sections filled in, plus the parts the
+builders need in checked, typed form (the topology schema, each spiking layer's neuron, the
+readout, the regularisation). The builders (:mod:`spikeexp.engine.topology`,
+:mod:`spikeexp.engine.experiment`) take those and check nothing again. Every problem is a
+one-line :class:`~spikeexp.engine.schema.ConfigError` naming the key, the bad value and what is
+valid. The library's modules keep checking their own constructor arguments, as any PyTorch module
+does, for code that builds them directly.
+
+What a plain config needs (a mapping, e.g. ``OmegaConf.to_container`` of a composed config or a
+dict written by hand, see ``examples/engine_from_dict.py``): the sections of
+:data:`REQUIRED_KEYS`; the others take the values of :data:`DEFAULTS`. A top-level key outside
+both is an error (a typo, or an override such as ``+nope=1`` that nothing would read).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from spikeexp.engine.schema import (
+    ConfigError,
+    check_keys,
+    check_type,
+    merge_neuron,
+    resolve_model,
+    validate_dataclass,
+    validate_neuron,
+    validate_target,
+)
+from spikeexp.engine.spiking_module import LayerRegularization, Regularization
+from spikeexp.engine.topology import LAYER_KEYS, TOPOLOGIES, TopologySpec
+from spikeexp.module import BACKENDS
+
+REQUIRED_KEYS = (
+    "dt",
+    "seq_length",
+    "neuron",
+    "encoder",
+    "topology",
+    "decoder",
+    "optimizer",
+    "task",
+    "data",
+    "trainer",
+)
+"""Sections every run config has."""
+
+DEFAULTS: dict[str, Any] = {
+    "task_name": "train",
+    "seed": 0,
+    "optimized_metric": "val/acc",
+    "optimized_mode": "max",
+    "test": True,
+    "tbptt_steps": None,
+    "recompute_steps": None,
+    "last_checkpoint_every_n_steps": None,
+    "regularization": {},
+    "torch_threads": None,
+    "keep_freed_memory": False,
+    "unroll": {"backend": "auto"},
+    "scheduler": None,
+    "logger": None,
+    "callbacks": None,
+    "paths": {},
+    "resume": None,
+    "optuna_trial": None,
+}
+"""Optional top-level keys and their values when a config leaves them out."""
+
+SCHEDULER_KEYS = ("scheduler", "interval", "frequency", "monitor")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A validated run config and its checked parts.
+
+    Attributes:
+        config: the plain config, every optional key filled in (saved in checkpoints).
+        topology: the ``topology`` section as its schema dataclass.
+        neurons: constructor arguments of the neuron module of every spiking layer.
+        readout: constructor arguments of the readout layer (``decoder.readout``).
+        regularization: the rate regularisers.
+        backend: the time-loop backend (``unroll.backend``).
+    """
+
+    config: dict[str, Any]
+    topology: TopologySpec
+    neurons: dict[str, dict[str, Any]]
+    readout: dict[str, Any]
+    regularization: Regularization
+    backend: str
+
+
+def entries(section: str, node: Any) -> dict[str, Any]:
+    """A mapping of named ``_target_`` nodes (loggers, callbacks); null means none."""
+    if node is None:
+        return {}
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"{section} must be a mapping of named entries (got {node!r})")
+    return {name: entry for name, entry in node.items() if entry is not None}
+
+
+def _positive_or_null(key: str, value: Any) -> None:
+    check_type(key, value, int | None)
+    if value is not None and value < 1:
+        raise ConfigError(f"{key} must be null or >= 1 (got {value})")
+
+
+def _check_top_level(config: Mapping[str, Any]) -> None:
+    missing = [key for key in REQUIRED_KEYS if key not in config]
+    if missing:
+        raise ConfigError(f"the config has no {missing[0]}; required: {', '.join(REQUIRED_KEYS)}")
+    check_keys("the config", config, [*REQUIRED_KEYS, *DEFAULTS], "top-level key")
+    check_type("dt", config["dt"], float)
+    if not (math.isfinite(config["dt"]) and config["dt"] > 0):
+        raise ConfigError(f"dt must be > 0 seconds (got {config['dt']})")
+    check_type("seq_length", config["seq_length"], int)
+    if config["seq_length"] < 1:
+        raise ConfigError(f"seq_length must be >= 1 (got {config['seq_length']})")
+    check_type("seed", config["seed"], int)
+    check_type("task_name", config["task_name"], str)
+    check_type("test", config["test"], bool)
+    check_type("keep_freed_memory", config["keep_freed_memory"], bool)
+    check_type("optimized_metric", config["optimized_metric"], str)
+    if config["optimized_mode"] not in ("max", "min"):
+        raise ConfigError(
+            f"optimized_mode must be one of max, min (got {config['optimized_mode']!r})"
+        )
+    for key in ("tbptt_steps", "recompute_steps", "last_checkpoint_every_n_steps", "torch_threads"):
+        _positive_or_null(key, config[key])
+    if config["recompute_steps"] is not None and config["tbptt_steps"] is not None:
+        raise ConfigError(
+            f"recompute_steps must be null when tbptt_steps is set (got "
+            f"{config['recompute_steps']} and {config['tbptt_steps']}); choose one of the two"
+        )
+
+
+def _check_layer_override(name: str, override: Any, spiking: list[str]) -> None:
+    if name not in spiking:
+        raise ConfigError(
+            f"topology.layers: no spiking layer named {name!r}; valid: {', '.join(spiking)}"
+        )
+    if not isinstance(override, Mapping) or set(override) - LAYER_KEYS:
+        raise ConfigError(
+            f"topology.layers.{name} must be a mapping with the keys "
+            f"{' and/or '.join(sorted(LAYER_KEYS))} (got {override})"
+        )
+    scale = override.get("input_scale")
+    valid = isinstance(scale, int | float) and not isinstance(scale, bool)
+    if scale is not None and not (valid and math.isfinite(scale) and scale > 0):
+        raise ConfigError(
+            f"topology.layers.{name}.input_scale must be a positive number (got {scale!r})"
+        )
+
+
+def validate_topology(node: Mapping[str, Any]) -> TopologySpec:
+    """The ``topology`` section as its schema dataclass, every value checked."""
+    kind = node.get("type")
+    if kind not in TOPOLOGIES:
+        raise ConfigError(f"topology.type must be one of {', '.join(TOPOLOGIES)} (got {kind!r})")
+    spec = validate_dataclass("topology", node, TOPOLOGIES[kind][0])
+    spec.check()
+    spiking = spec.spiking_layers()
+    for name, override in spec.layers.items():
+        _check_layer_override(name, override, spiking)
+    return spec
+
+
+def layer_neurons(
+    spec: TopologySpec, neuron: Mapping[str, Any], global_neuron: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Constructor arguments of every spiking layer: the validated global ``neuron``, or the
+    layer's ``topology.layers.<layer>.neuron`` merged over it (validated once per layer)."""
+    neurons = {}
+    for name in spec.spiking_layers():
+        override = spec.layers.get(name, {}).get("neuron")
+        where = f"in layer {name!r}"
+        if override:
+            merged = merge_neuron(neuron, override)
+            section = f"topology.layers.{name}.neuron"
+            neurons[name] = validate_neuron(section, merged, spiking=True, where=where)
+        else:
+            resolve_model("neuron.model", neuron.get("model"), spiking=True, where=where)
+            neurons[name] = global_neuron
+    return neurons
+
+
+def _check_groups(config: Mapping[str, Any]) -> None:
+    """The ``_target_`` sections: importable targets, known arguments, plain types."""
+    validate_target("encoder", config["encoder"])
+    decoder = config["decoder"]
+    validate_target("decoder", decoder, reserved=("readout",))
+    if not isinstance(decoder.get("readout"), Mapping):
+        raise ConfigError("decoder.readout must be a neuron config (e.g. the one of neuron=li)")
+    validate_target("optimizer", config["optimizer"], skip=("params",))
+    scheduler = config["scheduler"] or {}
+    check_keys("scheduler", scheduler, list(SCHEDULER_KEYS))
+    if scheduler.get("scheduler") is not None:
+        validate_target("scheduler.scheduler", scheduler["scheduler"], skip=("optimizer",))
+    validate_target("task", config["task"], skip=("datamodule", "decoder"))
+    validate_target("data", config["data"])
+    validate_target("trainer", config["trainer"], skip=("callbacks", "logger"))
+    for group in ("logger", "callbacks"):
+        for name, entry in entries(group, config[group]).items():
+            validate_target(f"{group}.{name}", entry)
+
+
+def validate_config(config: Mapping[str, Any]) -> RunSpec:
+    """Check every section of a resolved, plain training config once (see the module docstring);
+    raise :class:`ConfigError` on the first problem."""
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"a run config must be a mapping (got {type(config).__name__})")
+    filled = {**DEFAULTS, **config}
+    _check_top_level(filled)
+    global_neuron = validate_neuron("neuron", filled["neuron"])
+    unroll = filled["unroll"] or {}
+    check_keys("unroll", unroll, ["backend"])
+    backend = unroll.get("backend", "auto")
+    if backend not in BACKENDS:
+        raise ConfigError(f"unroll.backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
+    topology = validate_topology(filled["topology"])
+    neurons = layer_neurons(topology, filled["neuron"], global_neuron)
+    _check_groups(filled)
+    readout = validate_neuron("decoder.readout", filled["decoder"]["readout"])
+    regularization = validate_dataclass("regularization", filled["regularization"], Regularization)
+    spiking = topology.spiking_layers()
+    for layer, override in regularization.layers.items():
+        if layer not in spiking:
+            raise ConfigError(
+                f"regularization.layers: no spiking layer named {layer!r}; "
+                f"valid: {', '.join(spiking)}"
+            )
+        validate_dataclass(f"regularization.layers.{layer}", override, LayerRegularization)
+    return RunSpec(filled, topology, neurons, readout, regularization, backend)

@@ -1,0 +1,66 @@
+"""A whole spiking network as one module, and the constant input scaling between layers.
+
+:class:`SpikingNetwork` is what the engine's topology builders
+(:mod:`spikeexp.engine.topology`) produce and what NIR export and import convert: a
+:class:`~spikeexp.module.SequentialState` of named layers that also records the spikes of every
+spiking layer in each forward pass.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from spikeexp.module.container import SequentialState
+
+
+class Scale(nn.Module):
+    """Multiply the input by a constant ``factor`` (dimensionless): ``y = factor * x``."""
+
+    time_invariant = True  # see spikeexp.module.container.is_time_invariant
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = float(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor:g}"
+
+
+class SpikingNetwork(nn.Module):
+    """A :class:`SequentialState` that also records the output of every spiking layer.
+
+    ``readout, state = net(x)`` with ``x`` of shape ``[T, batch, ...]`` starts from rest (a fresh
+    state), ``net(x, state)`` continues. After a call, :attr:`records` maps each spiking layer's
+    name to its spikes ``[T, batch, ...]`` (collected by forward hooks, still in the graph, so
+    regularisers can use them).
+    """
+
+    def __init__(self, layers: Mapping[str, nn.Module], spiking_layers: list[str]) -> None:
+        super().__init__()
+        self.layers = SequentialState(OrderedDict(layers))
+        self.spiking_layers = list(spiking_layers)
+        self.records: dict[str, torch.Tensor] = {}
+        for name in self.spiking_layers:
+            self.layers.get_submodule(name).register_forward_hook(self._recorder(name))
+
+    def _recorder(self, name: str) -> Callable[..., None]:
+        # A partial of a bound method, not a closure: the network stays picklable (ddp_spawn).
+        return functools.partial(self._record, name)
+
+    def _record(
+        self, name: str, _module: nn.Module, _args: Any, output: tuple[torch.Tensor, Any]
+    ) -> None:
+        self.records[name] = output[0]
+
+    def forward(self, x: torch.Tensor, state: list[Any] | None = None) -> tuple[torch.Tensor, Any]:
+        self.records = {}
+        return self.layers(x, state)
