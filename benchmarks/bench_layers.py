@@ -263,9 +263,8 @@ def _print_table(
         print(
             f"floor: {flops / 1e9:.2f} GFLOP per iteration, {flops / floor.ms / 1e6:.0f} GFLOP/s\n"
         )
-    print(
-        "| layer | ms/iter (median) | max-min ms | neuron-updates/s | peak MB | B/neuron-step | x floor |"
-    )
+    columns = "ms/iter (median) | max-min ms | neuron-updates/s | peak MB | B/neuron-step"
+    print(f"| layer | {columns} | x floor |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
         ratio = f"{r.ms / floor.ms:.2f}" if floor else "-"

@@ -113,7 +113,7 @@ __all__ = [
     "Scale",
     "SequentialState",
     "SpikeCount",
-    "SpikeLinear",
     "SpikeLatencyEncoder",
+    "SpikeLinear",
     "SpikingNetwork",
 ]
