@@ -17,6 +17,11 @@ Topologies (``topology.type``) and their layer names:
 * ``recurrent``: ``flatten``, then per hidden size a recurrent spiking layer ``hidden{k}``
   [``dropout{k}``].
 
+A ``Linear`` layer whose input is the spikes of a spiking layer (directly, or through pooling,
+flattening or dropout) is a :class:`~spikeexp.module.SpikeLinear` with the ``auto`` and ``fused``
+backends: the event-driven product where the spike density is below its measured break-even,
+else the dense one (same parameters, results equal to float32 rounding).
+
 Every spiking layer uses the global ``neuron`` config, merged with
 ``topology.layers.<layer>.neuron`` if given (see :func:`spikeexp.engine.schema.merge_neuron`);
 :mod:`spikeexp.engine.validate` checks the section and resolves each layer's neuron once, and the
@@ -44,7 +49,18 @@ from torch import nn
 
 from spikeexp.engine.schema import ConfigError
 from spikeexp.functional.neurons import MODELS
-from spikeexp.module import NEURON_MODULES, FusedMaxPool2d, Lift, Scale, SpikingNetwork
+from spikeexp.module import (
+    NEURON_MODULES,
+    FusedMaxPool2d,
+    Lift,
+    Scale,
+    SpikeLinear,
+    SpikingNetwork,
+)
+from spikeexp.module.neuron import FUSING
+
+SPARSITY_KEEPING = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.Flatten, nn.Dropout)
+"""Stateless layers whose output is as sparse as their input (for :class:`SpikeLinear`)."""
 
 LAYER_KEYS = frozenset({"neuron", "input_scale"})
 """Keys of a per-layer entry ``topology.layers.<layer>``."""
@@ -155,6 +171,7 @@ class _Builder:
         self.overrides = dict(overrides)
         self.layers: OrderedDict[str, nn.Module] = OrderedDict()
         self.spiking: list[str] = []
+        self.spike_input = False  # the next layer's input is the spikes of a spiking layer
 
     def add(self, name: str, module: nn.Module) -> None:
         """Append ``module`` and compute its output shape on a dummy ``[1, 2, *shape]`` input."""
@@ -176,6 +193,16 @@ class _Builder:
 
     def add_stateless(self, name: str, module: nn.Module, channels_last: bool = False) -> None:
         self.add(name, Lift(module, channels_last))
+        # Pooling, flattening and dropout keep spikes sparse (zeros stay zeros).
+        self.spike_input &= isinstance(module, SPARSITY_KEEPING)
+
+    def linear(self, features: int) -> nn.Linear:
+        """A ``Linear`` from the current features: :class:`~spikeexp.module.SpikeLinear` (the
+        event-driven product, chosen by spike density) where its input is spikes and the
+        backend fuses, else ``nn.Linear``."""
+        if self.spike_input and self.backend in FUSING:
+            return SpikeLinear(self.features, features)
+        return nn.Linear(self.features, features)
 
     def flatten(self) -> None:
         if len(self.shape) != 1:
@@ -196,12 +223,13 @@ class _Builder:
         cls = NEURON_MODULES[f"{model.prefix}{suffix}"]
         kwargs = {key: value for key, value in spec.items() if key != "model"}
         self.add(name, cls(**sizes, backend=self.backend, **kwargs))
+        self.spike_input = model.spiking
         if model.spiking:
             self.spiking.append(name)
 
     def dense_layers(self, hidden: list[int], dropout: float, batch_norm: bool) -> None:
         for index, size in enumerate(hidden, start=1):
-            self.add_stateless(f"fc{index}", nn.Linear(self.features, size))
+            self.add_stateless(f"fc{index}", self.linear(size))
             if batch_norm:
                 self.add_stateless(f"bn{index}", nn.BatchNorm1d(size))
             self.add_neuron(f"hidden{index}", self.neurons[f"hidden{index}"])
@@ -278,6 +306,6 @@ def build_network(
     builder = _Builder(input_shape, neurons, spec.layers, backend)
     TOPOLOGIES[spec.type][1](spec, builder)
     builder.flatten()
-    builder.add_stateless("fc_out", nn.Linear(builder.features, num_outputs))
+    builder.add_stateless("fc_out", builder.linear(num_outputs))
     builder.add_neuron("readout", readout)
     return SpikingNetwork(builder.layers, builder.spiking)
