@@ -222,6 +222,43 @@ def test_linear_layers_fed_by_spikes_use_the_spike_product(tmp_path: Path, compo
         torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_bfloat16_mixed_precision_trains_with_the_fused_kernels(
+    tmp_path: Path, compose_run, idx_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``trainer.precision=bf16-mixed`` with ``matmul_precision=medium``: the convolutions and
+    Linear layers run in bfloat16 (autocast), the fused LIF kernels take bfloat16 currents with a
+    float32 state, and training runs with finite losses."""
+    from spikeexp.functional.fused import cpu
+
+    seen = []
+    forward = cpu.lif_forward
+
+    def spy(x, *args):
+        seen.append((x.dtype, args[3].dtype))  # input, state v
+        return forward(x, *args)
+
+    monkeypatch.setattr(cpu, "lif_forward", spy)
+    overrides = [
+        "experiment=fashion_mnist_conv",
+        "topology.channels=[4,6]",
+        "topology.hidden=[16]",
+        f"data.root={idx_root}",
+        "trainer.precision=bf16-mixed",
+        "matmul_precision=medium",
+        "logger=none",
+        "callbacks=minimal",
+        "test=false",
+        f"paths.output_dir={tmp_path}",
+        *FEW_BATCHES,
+    ]
+    try:
+        metrics = train(compose_run(overrides))
+    finally:
+        torch.set_float32_matmul_precision("highest")
+    assert (torch.bfloat16, torch.float32) in seen
+    assert math.isfinite(metrics["train/loss"])
+
+
 @pytest.mark.parametrize("scale", ["0", "-1", "inf", "true", "fast"])
 def test_bad_input_scale_is_one_line_error(tmp_path: Path, compose_run, scale: str) -> None:
     config = compose_run(
