@@ -101,9 +101,12 @@ def spike_linear(
     [..., in]``: event-driven where the fraction of nonzero inputs is low enough (module
     docstring), else the dense product. Same values up to float32 rounding, same gradients.
 
-    Applies to float32 CPU tensors when the kernels are built; anything else runs
+    Applies to float32 CPU tensors when the kernels are built, outside ``torch.compile``
+    tracing (the dispatch depends on the data); anything else runs
     ``torch.nn.functional.linear``.
     """
+    if torch.compiler.is_compiling():
+        return F.linear(x, weight, bias)
     eligible = (
         x.dtype == torch.float32
         and weight.dtype == torch.float32
