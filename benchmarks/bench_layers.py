@@ -10,6 +10,9 @@ ratio to the GEMM floor (the input ``Linear`` alone, same mode), and the floor's
   ``--density`` ones: what every layer after a spiking layer sees). On spike input two more
   rows: the event-driven product alone (``spikeexp.SpikeLinear``, exact to float32 rounding)
   and spikeexp's fused LIF behind it.
+* ``--bf16`` adds the floor and spikeexp's fused LIF with the forward pass under bfloat16
+  autocast (what ``trainer.precision=bf16-mixed`` does: the GEMMs on AMX / AVX-512 BF16 units,
+  the neuron state in float32).
 * Modes: ``train`` (forward + backward with a squared-error loss on spike counts), ``forward``
   (inference under ``torch.no_grad``), ``neuron`` (the ``train`` step of the neuron layer alone
   on fixed input currents, no Linear: the part the libraries differ in; dense input only).
@@ -59,6 +62,8 @@ FLOOR = "GEMM alone (floor)"
 SPIKE_FLOOR = "spike product alone"
 FUSED = "spikeexp fused"
 FUSED_SPIKES = "spikeexp fused, spike product"
+FLOOR_BF16 = "GEMM alone, bf16 autocast"
+FUSED_BF16 = "spikeexp fused, bf16 autocast"
 
 Layer = Callable[[torch.Tensor], torch.Tensor]
 
@@ -157,9 +162,14 @@ def peak_bytes(step: Callable[[], object]) -> int:
 
 
 def make_step(
-    layer: Layer | None, linear: torch.nn.Linear, data: torch.Tensor, mode: str
+    layer: Layer | None,
+    linear: torch.nn.Linear,
+    data: torch.Tensor,
+    mode: str,
+    bf16: bool = False,
 ) -> Callable[[], object]:
-    """One iteration of ``mode`` (see the module docstring); ``layer=None``: the product alone."""
+    """One iteration of ``mode`` (see the module docstring); ``layer=None``: the product alone.
+    ``bf16``: the forward pass under bfloat16 autocast (as ``trainer.precision=bf16-mixed``)."""
     steps, batch, _ = data.shape
     flat = data.reshape(steps * batch, -1)
     target = torch.full((batch, linear.out_features), 2.0)
@@ -168,8 +178,9 @@ def make_step(
     fixed.requires_grad_()
 
     def forward() -> torch.Tensor:
-        currents = fixed if mode == "neuron" else linear(flat).reshape(steps, batch, -1)
-        return currents if layer is None else layer(currents)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            currents = fixed if mode == "neuron" else linear(flat).reshape(steps, batch, -1)
+            return currents if layer is None else layer(currents)
 
     if mode == "forward":
 
@@ -189,20 +200,27 @@ def make_step(
     return train_step
 
 
-def contestants(kind: str, mode: str, others: dict) -> dict[str, tuple[bool, Callable | None]]:
-    """name: (uses the spike product, neuron layer factory or None for the product alone)."""
-    table: dict[str, tuple[bool, Callable | None]] = {}
+Contestant = tuple[bool, Callable | None, bool]
+"""(uses the spike product, neuron layer factory or None for the product alone, bf16 autocast)"""
+
+
+def contestants(kind: str, mode: str, others: dict, bf16: bool) -> dict[str, Contestant]:
+    table: dict[str, Contestant] = {}
     if mode != "neuron":
-        table[FLOOR] = (False, None)
+        table[FLOOR] = (False, None, False)
         if kind == "spikes":
-            table[SPIKE_FLOOR] = (True, None)
-    table["spikeexp reference"] = (False, _spikeexp("reference"))
-    table[FUSED] = (False, _spikeexp("fused"))
+            table[SPIKE_FLOOR] = (True, None, False)
+        if bf16:
+            table[FLOOR_BF16] = (False, None, True)
+    table["spikeexp reference"] = (False, _spikeexp("reference"), False)
+    table[FUSED] = (False, _spikeexp("fused"), False)
     if kind == "spikes" and mode != "neuron":
-        table[FUSED_SPIKES] = (True, _spikeexp("fused"))
-    table["spikeexp compiled"] = (False, _spikeexp("compiled"))
+        table[FUSED_SPIKES] = (True, _spikeexp("fused"), False)
+    if bf16:
+        table[FUSED_BF16] = (False, _spikeexp("fused"), True)
+    table["spikeexp compiled"] = (False, _spikeexp("compiled"), False)
     for name, make in others.items():
-        table[name] = (False, make)
+        table[name] = (False, make, False)
     return table
 
 
@@ -226,7 +244,14 @@ def linear_layers(inputs: int, hidden: int) -> tuple[torch.nn.Linear, snn.SpikeL
 
 
 def bench_case(
-    label: str, size: tuple, kind: str, mode: str, others: dict, rounds: int, density: float
+    label: str,
+    size: tuple,
+    kind: str,
+    mode: str,
+    others: dict,
+    rounds: int,
+    density: float,
+    bf16: bool,
 ) -> None:
     steps, batch, inputs, hidden = size
     data = input_data(size, kind, density)
@@ -234,10 +259,12 @@ def bench_case(
     with torch.no_grad():
         currents = dense(data.reshape(steps * batch, -1)).reshape(steps, batch, -1)
         rate = float(snn.LIF()(currents)[0].mean())
-    table = contestants(kind, mode, others)
+    table = contestants(kind, mode, others, bf16)
     runs = {
-        name: make_step(None if make is None else make(), spiking if spikes else dense, data, mode)
-        for name, (spikes, make) in table.items()
+        name: make_step(
+            None if make is None else make(), spiking if spikes else dense, data, mode, autocast
+        )
+        for name, (spikes, make, autocast) in table.items()
     }
     times = interleaved(runs, rounds)
     neuron_steps = steps * batch * hidden
@@ -276,7 +303,7 @@ def _print_table(
     if not others:
         return
     fastest = min(others, key=lambda r: r.ms)
-    for ours in (by_name[FUSED], by_name.get(FUSED_SPIKES)):
+    for ours in (by_name[FUSED], by_name.get(FUSED_SPIKES), by_name.get(FUSED_BF16)):
         if ours is not None:
             print(
                 f"\nspeed-up of {ours.name} over the fastest other ({fastest.name}, "
@@ -352,6 +379,9 @@ def main() -> None:
     parser.add_argument("--density", type=float, default=0.2, help="spike input density")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument(
+        "--bf16", action="store_true", help="also the floor and fused LIF under bf16 autocast"
+    )
     parser.add_argument("--skip-others", action="store_true", help="spikeexp only")
     parser.add_argument("--skip-recurrent", action="store_true", help="no memory-task case")
     parser.add_argument(
@@ -372,7 +402,9 @@ def main() -> None:
             for mode in args.modes.split(","):
                 if mode == "neuron" and kind == "spikes":
                     continue  # the neuron layer alone does not see the input
-                bench_case(label, SIZES[label], kind, mode, others, args.rounds, args.density)
+                bench_case(
+                    label, SIZES[label], kind, mode, others, args.rounds, args.density, args.bf16
+                )
     if not args.skip_recurrent:
         bench_recurrent(max(3, args.rounds // 2))
 
