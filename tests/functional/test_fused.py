@@ -94,7 +94,9 @@ def _bits(tensor: torch.Tensor | None) -> torch.Tensor | None:
     no meaning; where NaNs are, and every other bit, signed zeros included, does)."""
     if tensor is None:
         return None
-    integer = torch.int32 if tensor.dtype == torch.float32 else torch.int64
+    integer = {torch.float32: torch.int32, torch.float64: torch.int64}.get(
+        tensor.dtype, torch.int16
+    )
     return torch.where(tensor.isnan(), torch.nan, tensor).view(integer)
 
 
@@ -179,6 +181,31 @@ def test_double_backward_through_the_fused_kernels_raises() -> None:
     (gd,) = torch.autograd.grad(layer(data)[0].sum(0).pow(2).sum(), [data], create_graph=True)
     with pytest.raises(RuntimeError, match="double backward through spikeexp::recurrent_sequence"):
         torch.autograd.grad(gd.pow(2).sum(), [data])
+
+
+@pytest.mark.parametrize("method", ["super", "sigmoid"])
+def test_bfloat16_kernels_equal_the_float32_conversion(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bfloat16 currents and spikes read and written by the kernels themselves give the same
+    bits as converting them to and from float32 around the float32 kernels (inf and NaN too)."""
+    torch.manual_seed(6)
+    data = (torch.randn(20, 4, 70) * 4 + 1).bfloat16()
+    data[3, 0, :3] = float("inf")
+    data[5, 1, 3:6] = float("nan")
+    runs = []
+    for direct in (True, False):
+        if not direct:
+            monkeypatch.setattr(cpu, "_direct_bfloat16", lambda *args: False)
+        x = data.clone().requires_grad_()
+        v0, i0 = torch.zeros(4, 70, requires_grad=True), torch.zeros(4, 70, requires_grad=True)
+        p = LIFParameters(method=method)
+        spikes, final = lif_fused_sequence(LIF, x, LIFState(v0, i0), p, 1e-3)
+        loss = ((spikes.float().sum(0) - 2.0) ** 2).mean() + final.v.pow(2).sum()
+        runs.append((spikes, final.v, final.i, *_grads(loss, [x, v0, i0])))
+    assert runs[0][0].dtype == torch.bfloat16 and runs[0][3].dtype == torch.bfloat16
+    for actual, expected in zip(*runs, strict=True):
+        _assert_bit_identical(actual, expected)
 
 
 def test_feed_forward_float64_and_nonzero_leak_reset() -> None:

@@ -47,6 +47,9 @@ SOURCES = tuple(Path(__file__).with_name(name) for name in ("kernels.cpp", "spik
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-std=c++17", "-shared", "-fPIC")
 OPENMP = "-fopenmp"
 DEFAULT_TIMEOUT_S = 300.0
+SUFFIXES = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
+BFLOAT16_KERNELS = ("lif_forward", "lif_backward")
+"""Kernels that also read and write bfloat16 sequences directly (``<name>_bf16``)."""
 _LOCK_POLL_S = 0.05
 
 
@@ -195,7 +198,8 @@ def _declare(library: ctypes.CDLL) -> None:
         "lsnn_backward": [c_int] + [i64] * 3 + [ptr] * 4 + [i64] + [ptr] * 8,
     }
     for name, argtypes in signatures.items():
-        for suffix in ("f32", "f64"):
+        suffixes = ("f32", "f64", "bf16") if name in BFLOAT16_KERNELS else ("f32", "f64")
+        for suffix in suffixes:
             function = getattr(library, f"{name}_{suffix}")
             function.argtypes = argtypes
             function.restype = None
@@ -244,7 +248,9 @@ def kernels() -> ctypes.CDLL | None:
 
 
 def kernel(name: str, dtype: torch.dtype) -> Callable[..., None]:
-    """The ``name`` kernel for ``dtype`` (float32 or float64); :func:`kernels` must be loaded.
+    """The ``name`` kernel for ``dtype`` (float32 or float64; bfloat16 for
+    :data:`BFLOAT16_KERNELS`: bfloat16 input and spikes, float32 state); :func:`kernels` must
+    be loaded.
 
     Also passes ``torch.get_num_threads()`` on to the library when it has changed.
     """
@@ -254,8 +260,7 @@ def kernel(name: str, dtype: torch.dtype) -> Callable[..., None]:
     if _threads_passed.get(id(library)) != threads:
         library.spikeexp_set_threads(threads)
         _threads_passed[id(library)] = threads
-    suffix = "f32" if dtype == torch.float32 else "f64"
-    return getattr(library, f"{name}_{suffix}")
+    return getattr(library, f"{name}_{SUFFIXES[dtype]}")
 
 
 def team_size() -> int:

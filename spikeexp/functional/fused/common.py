@@ -145,15 +145,17 @@ def state_step(x: torch.Tensor) -> torch.Tensor:
     return x[0] if x.dtype == dtype else torch.empty_like(x[0], dtype=dtype)
 
 
-def laid_out_like(value: Any, like: torch.Tensor) -> torch.Tensor:
+def laid_out_like(value: Any, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``value`` (float or tensor broadcasting to ``like``) as a tensor with ``like``'s shape,
-    dtype and memory layout (strides); differentiable, a copy only where needed."""
+    memory layout (strides) and dtype (or ``dtype``); differentiable, a copy only where
+    needed."""
+    dtype = like.dtype if dtype is None else dtype
     if not isinstance(value, torch.Tensor):
-        return torch.full_like(like, value)
-    value = value.to(like.dtype)
+        return torch.full_like(like, value, dtype=dtype)
+    value = value.to(dtype)
     if value.shape == like.shape and value.stride() == like.stride():
         return value
-    return torch.empty_like(like).copy_(value.expand(like.shape))
+    return torch.empty_like(like, dtype=dtype).copy_(value.expand(like.shape))
 
 
 MIN_SHARED_PERIOD = 64  # neurons per sample below which parameters are laid out per neuron
@@ -212,10 +214,11 @@ def surrogate_of(
 
 
 def time_rows(
-    grad: torch.Tensor | None, like: torch.Tensor | None = None
+    grad: torch.Tensor | None, like: torch.Tensor | None = None, dtype: torch.dtype | None = None
 ) -> tuple[torch.Tensor | None, int]:
     """A ``[T, ...]`` gradient as (tensor, elements between time rows) for the kernels, laid out
-    like ``like`` (a ``[T, ...]`` tensor; default: contiguous).
+    like ``like`` (a ``[T, ...]`` tensor; default: contiguous), in ``like``'s dtype or
+    ``dtype``.
 
     A gradient broadcast over time (stride 0, as from a loss on spike counts) is passed as one
     row with stride 0 instead of being materialised.
@@ -223,8 +226,9 @@ def time_rows(
     if grad is None:
         return None, 0
     if grad.stride(0) == 0:
-        return (grad[0].contiguous() if like is None else laid_out_like(grad[0], like[0])), 0
-    grad = grad.contiguous() if like is None else laid_out_like(grad, like)
+        step = grad[0]
+        return (step.contiguous() if like is None else laid_out_like(step, like[0], dtype)), 0
+    grad = grad.contiguous() if like is None else laid_out_like(grad, like, dtype)
     return grad, grad[0].numel()
 
 

@@ -45,12 +45,19 @@ def _state_output(out: Tensor, dtype: torch.dtype) -> Tensor:
     return out if out.dtype == dtype else torch.empty_like(out, dtype=dtype)
 
 
+def _direct_bfloat16(sequence: Tensor | None, state: Tensor) -> bool:
+    """The bfloat16 LIF kernels read or write ``sequence`` as it is (no float32 copy)."""
+    bfloat16 = sequence is None or sequence.dtype == torch.bfloat16
+    return bfloat16 and state.dtype == torch.float32
+
+
 def lif_forward(x, z, u, j, v, i, a, b, v_leak, v_th, v_reset) -> None:
     """Feed-forward LIF: spikes ``z``, saved ``u`` and ``j`` (empty: not saved), state ``v``,
-    ``i`` updated in place."""
-    xs = _in_state_dtype(x, v.dtype)
-    zs = _state_output(z, v.dtype)
-    run = kernel("lif_forward", v.dtype)
+    ``i`` updated in place. A bfloat16 ``x`` and ``z`` are read and written as they are."""
+    direct = x.dtype == torch.bfloat16 and _direct_bfloat16(z, v)
+    xs = x if direct else _in_state_dtype(x, v.dtype)
+    zs = z if direct else _state_output(z, v.dtype)
+    run = kernel("lif_forward", x.dtype if direct else v.dtype)
     ptrs = [pointer(t) for t in (zs, u, j, v, i, a, b, v_leak, v_th, v_reset)]
     run(x.shape[0], x[0].numel(), _period(a), pointer(xs), _x_stride(x), *ptrs)
     if zs is not z:
@@ -67,8 +74,9 @@ def lif_backward(
     code = INLINE_SURROGATES.get(method, 0)
     if not code:
         surrogate_of(u, v_th, method, alpha, out=g)
-    gz, gz_stride = time_rows(grad_z, u)
-    run = kernel("lif_backward", u.dtype)
+    direct = grad_z is not None and grad_z.dtype == torch.bfloat16 and _direct_bfloat16(None, u)
+    gz, gz_stride = time_rows(grad_z, u, torch.bfloat16 if direct else None)
+    run = kernel("lif_backward", torch.bfloat16 if direct else u.dtype)
     head = [pointer(t) for t in (u, g, gz)]
     state = [pointer(gv), pointer(gi), *(int(flag) for flag in given)]
     tail = [pointer(t) for t in (v0, j, a, b, v_leak, v_th, v_reset, *grads)]

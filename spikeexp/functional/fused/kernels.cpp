@@ -73,6 +73,37 @@ inline void sfence() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// bfloat16 inputs, spikes and spike gradients (the state stays float32): the bits of PyTorch's
+// c10::BFloat16, converted as it converts (round to nearest even, NaN to 0x7FC0).
+struct BFloat16 {
+  uint16_t bits;
+};
+
+template <typename T>
+inline T load(const T* p) {
+  return *p;
+}
+
+inline float load(const BFloat16* p) {
+  const uint32_t bits = static_cast<uint32_t>(p->bits) << 16;
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
+template <typename T>
+inline void store(T* p, T value) {
+  *p = value;
+}
+
+inline void store(BFloat16* p, float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+  p->bits = value != value ? uint16_t(0x7FC0) : static_cast<uint16_t>(rounded);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Feed-forward LIF over `steps` steps of `m` neurons (z, u, j: [steps, m], row-major; input
 // row t at x + t * x_stride: x_stride m, or 0 for the same input at every step). v, i hold the
 // initial state on entry and the final state on exit. u receives the pre-reset voltage
@@ -80,10 +111,11 @@ inline void sfence() {
 // (needed for gradients of the rate constants). Parameters of neuron k: entry k - shift.
 // The reset is v <- (1 - z) u + z v_reset, as in lif_step (an infinite u becomes NaN there,
 // never v_reset; a NaN u does not spike and stays NaN).
-template <typename T>
+// X is the type of the input and the spikes (T, or BFloat16 with a float state).
+template <typename T, typename X = T>
 void lif_forward(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
-                 const T* __restrict__ x, int64_t x_stride,
-                 T* __restrict__ z, T* __restrict__ u, T* __restrict__ j_out, T* __restrict__ v,
+                 const X* __restrict__ x, int64_t x_stride,
+                 X* __restrict__ z, T* __restrict__ u, T* __restrict__ j_out, T* __restrict__ v,
                  T* __restrict__ i, const T* __restrict__ a, const T* __restrict__ b,
                  const T* __restrict__ vl, const T* __restrict__ vth,
                  const T* __restrict__ vr) {
@@ -93,11 +125,11 @@ void lif_forward(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift
       const int64_t row = t * m;
       for (int64_t k = start; k < end; ++k) {
         const int64_t q = k - shift;
-        const T j = i[k] + x[t * x_stride + k];
+        const T j = i[k] + load(x + t * x_stride + k);
         const T uu = v[k] + a[q] * ((vl[q] - v[k]) + j);
         i[k] = j - b[q] * j;
         const T zz = uu - vth[q] > T(0) ? T(1) : T(0);
-        z[row + k] = zz;
+        store(z + row + k, zz);
         if (u) u[row + k] = uu;
         if (j_out) j_out[row + k] = j;
         v[k] = (T(1) - zz) * uu + zz * vr[q];
@@ -110,7 +142,7 @@ void lif_forward(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift
 // lif_forward for float, 16 neurons per instruction (the same operations, hence the same
 // rounding: no fused multiply-add), streaming stores for z, u and j.
 template <>
-void lif_forward<float>(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
+void lif_forward<float, float>(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
                         const float* __restrict__ x, int64_t x_stride, float* __restrict__ z,
                         float* __restrict__ u, float* __restrict__ j_out,
                         float* __restrict__ v, float* __restrict__ i,
@@ -198,11 +230,11 @@ inline T surrogate_derivative(T x, T alpha, T given) {
 // parameter gradients ga ... gvr are accumulated per neuron (needs j and v0). One call handles
 // one time step of one tile so that every inner loop has a single access pattern (vectorised).
 // Parameters of neuron k: entry k - shift; with PARAMS shift is 0 (one period: all neurons).
-template <typename T, bool PARAMS, bool GZ, int SG>
+template <typename T, typename X, bool PARAMS, bool GZ, int SG>
 inline void lif_backward_step(int64_t start, int64_t end, int64_t shift, T alpha,
                               const T* __restrict__ ut,
                               const T* __restrict__ uprev, T* __restrict__ gt,
-                              const T* __restrict__ gzt, T* __restrict__ gv, T* __restrict__ gi,
+                              const X* __restrict__ gzt, T* __restrict__ gv, T* __restrict__ gi,
                               const T* __restrict__ jt, const T* __restrict__ a,
                               const T* __restrict__ b, const T* __restrict__ vl,
                               const T* __restrict__ vth, const T* __restrict__ vr,
@@ -216,7 +248,7 @@ inline void lif_backward_step(int64_t start, int64_t end, int64_t shift, T alpha
     const T gvk = gv[k];
     const T gik = gi[k];
     const T kept = gvk * vr[q];
-    const T gzk = (GZ ? gzt[k] + kept : kept) - gvk * uu;
+    const T gzk = (GZ ? load(gzt + k) + kept : kept) - gvk * uu;
     const T gd = gzk * surrogate_derivative<SG>(distance, alpha, SG == kGiven ? gt[k] : T(0));
     const T du = gvk * (T(1) - zz) + gd;
     const T dj = (gik - b[q] * gik) + a[q] * du;
@@ -243,9 +275,9 @@ inline void lif_backward_step(int64_t start, int64_t end, int64_t shift, T alpha
 // voltage that meets an absent gradient does not turn into NaN (0 * inf). v_in, i_in, z_in: whether
 // gv, gi and gz are present; returns whether the voltage gradient before the step is (the
 // current gradient then always is, as gradients flow from v into i).
-template <typename T, bool PARAMS, int SG>
+template <typename T, typename X, bool PARAMS, int SG>
 inline bool lif_backward_partial_step(int64_t start, int64_t end, int64_t shift, T alpha,
-                                      const T* ut, const T* uprev, T* gt, const T* gzt, T* gv,
+                                      const T* ut, const T* uprev, T* gt, const X* gzt, T* gv,
                                       T* gi, const T* jt, const T* a, const T* b, const T* vl,
                                       const T* vth, const T* vr, T* ga, T* gb, T* gvl, T* gvth,
                                       T* gvr, bool first, bool v_in, bool i_in, bool z_in) {
@@ -258,8 +290,8 @@ inline bool lif_backward_partial_step(int64_t start, int64_t end, int64_t shift,
     const T gvk = gv[k];
     const T gik = gi[k];
     T gzk = T(0);
-    if (v_in) gzk = (z_in ? gzt[k] + gvk * vr[q] : gvk * vr[q]) - gvk * uu;
-    if (!v_in && z_in) gzk = gzt[k];
+    if (v_in) gzk = (z_in ? load(gzt + k) + gvk * vr[q] : gvk * vr[q]) - gvk * uu;
+    if (!v_in && z_in) gzk = load(gzt + k);
     T gd = T(0), du = T(0), dj = T(0);
     if (z_out) {
       gd = gzk * surrogate_derivative<SG>(distance, alpha, SG == kGiven ? gt[k] : T(0));
@@ -287,9 +319,9 @@ inline bool lif_backward_partial_step(int64_t start, int64_t end, int64_t shift,
   return z_out;
 }
 
-template <typename T, bool PARAMS, bool GZ, int SG>
+template <typename T, typename X, bool PARAMS, bool GZ, int SG>
 void lif_backward_tiles(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
-                        T alpha, const T* u, T* g, const T* gz, int64_t gz_stride, T* gv, T* gi,
+                        T alpha, const T* u, T* g, const X* gz, int64_t gz_stride, T* gv, T* gi,
                         bool v_given, bool i_given, const T* v0, const T* j, const T* a,
                         const T* b, const T* vl, const T* vth, const T* vr, T* ga, T* gb,
                         T* gvl, T* gvth, T* gvr) {
@@ -301,11 +333,11 @@ void lif_backward_tiles(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_
       const T* uprev = t > 0 ? u + row - m : v0;
       const T* jt = PARAMS ? j + row : j;
       if (v_in && i_in) {
-        lif_backward_step<T, PARAMS, GZ, SG>(start, end, shift, alpha, u + row, uprev, g + row,
+        lif_backward_step<T, X, PARAMS, GZ, SG>(start, end, shift, alpha, u + row, uprev, g + row,
                                              gz + t * gz_stride, gv, gi, jt, a, b, vl, vth, vr,
                                              ga, gb, gvl, gvth, gvr, t == 0);
       } else {
-        v_in = lif_backward_partial_step<T, PARAMS, SG>(
+        v_in = lif_backward_partial_step<T, X, PARAMS, SG>(
             start, end, shift, alpha, u + row, uprev, g + row, gz + t * gz_stride, gv, gi, jt,
             a, b, vl, vth, vr, ga, gb, gvl, gvth, gvr, t == 0, v_in, i_in, GZ);
         i_in = true;
@@ -314,14 +346,14 @@ void lif_backward_tiles(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_
   }
 }
 
-template <typename T, int SG>
+template <typename T, typename X, int SG>
 void lif_backward_sg(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift, T alpha,
-                     const T* u, T* g, const T* gz, int64_t gz_stride, T* gv, T* gi,
+                     const T* u, T* g, const X* gz, int64_t gz_stride, T* gv, T* gi,
                      bool v_given, bool i_given, const T* v0, const T* j, const T* a, const T* b,
                      const T* vl, const T* vth, const T* vr, T* ga, T* gb, T* gvl, T* gvth,
                      T* gvr) {
 #define SPIKEEXP_LIF_TILES(PARAMS, GZ)                                                        \
-  lif_backward_tiles<T, PARAMS, GZ, SG>(steps, m, k0, k1, shift, alpha, u, g, gz, gz_stride, \
+  lif_backward_tiles<T, X, PARAMS, GZ, SG>(steps, m, k0, k1, shift, alpha, u, g, gz, gz_stride, \
                                         gv, gi, v_given, i_given, v0, j, a, b, vl, vth, vr,  \
                                         ga, gb, gvl, gvth, gvr)
   const bool params = ga != nullptr;
@@ -332,14 +364,15 @@ void lif_backward_sg(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t s
 #undef SPIKEEXP_LIF_TILES
 }
 
-template <typename T>
+// X: the type of the spikes' gradient gz (T, or BFloat16 with a float state).
+template <typename T, typename X = T>
 void lif_backward(int surrogate, int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
-                  T alpha, const T* u, T* g, const T* gz, int64_t gz_stride, T* gv, T* gi,
+                  T alpha, const T* u, T* g, const X* gz, int64_t gz_stride, T* gv, T* gi,
                   bool v_given, bool i_given, const T* v0, const T* j, const T* a, const T* b,
                   const T* vl, const T* vth, const T* vr, T* ga, T* gb, T* gvl, T* gvth,
                   T* gvr) {
 #define SPIKEEXP_LIF_BACKWARD(SG)                                                             \
-  lif_backward_sg<T, SG>(steps, m, k0, k1, shift, alpha, u, g, gz, gz_stride, gv, gi, v_given, \
+  lif_backward_sg<T, X, SG>(steps, m, k0, k1, shift, alpha, u, g, gz, gz_stride, gv, gi, v_given, \
                          i_given, v0, j, a, b, vl, vth, vr, ga, gb, gvl, gvth, gvr)
   switch (surrogate) {
     case kSuper: SPIKEEXP_LIF_BACKWARD(kSuper); break;
@@ -691,6 +724,32 @@ SPIKEEXP_EXPORT_POOL(float, f32)
 SPIKEEXP_EXPORT_POOL(double, f64)
 SPIKEEXP_EXPORT(float, f32)
 SPIKEEXP_EXPORT(double, f64)
+
+// Feed-forward LIF with bfloat16 input and spikes (forward) and spike gradients (backward), a
+// float32 state: no conversion passes over [T, ...] in bf16-mixed training.
+extern "C" void lif_forward_bf16(int64_t steps, int64_t m, int64_t period, const BFloat16* x,
+                                 int64_t x_stride, BFloat16* z, float* u, float* j, float* v,
+                                 float* i, const float* a, const float* b, const float* vl,
+                                 const float* vth, const float* vr) {
+  over_tiles(steps, m, period, [&](int64_t k0, int64_t k1, int64_t shift) {
+    lif_forward<float, BFloat16>(steps, m, k0, k1, shift, x, x_stride, z, u, j, v, i, a, b, vl,
+                                 vth, vr);
+  });
+}
+
+extern "C" void lif_backward_bf16(int surrogate, double alpha, int64_t steps, int64_t m,
+                                  int64_t period, const float* u, float* g, const BFloat16* gz,
+                                  int64_t gz_stride, float* gv, float* gi, int v_given,
+                                  int i_given, const float* v0, const float* j, const float* a,
+                                  const float* b, const float* vl, const float* vth,
+                                  const float* vr, float* ga, float* gb, float* gvl, float* gvth,
+                                  float* gvr) {
+  over_tiles(steps, m, period, [&](int64_t k0, int64_t k1, int64_t shift) {
+    lif_backward<float, BFloat16>(surrogate, steps, m, k0, k1, shift, float(alpha), u, g, gz,
+                                  gz_stride, gv, gi, v_given != 0, i_given != 0, v0, j, a, b, vl,
+                                  vth, vr, ga, gb, gvl, gvth, gvr);
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Leaky integrator (LI) readout and feed-forward LSNN sequences. Same conventions as the
