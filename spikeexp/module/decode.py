@@ -1,13 +1,13 @@
 r"""Decoders: the readout layer's sequence ``[T, batch, classes]`` -> logits ``[batch, classes]``.
 
-==================  ============================================  ======================
-decoder             logits :math:`y_c`                            readout layer
-==================  ============================================  ======================
-``MaxOverTime``     :math:`\max_t v_c(t)` (Norse's ``li_max``)   leaky integrator (LI)
-``MeanOverTime``    :math:`\frac1T \sum_t v_c(t)`                 leaky integrator (LI)
-``LastStep``        :math:`v_c(T-1)`                              leaky integrator (LI)
-``SpikeCount``      :math:`\text{scale} \sum_t z_c(t)`            spiking neurons
-==================  ============================================  ======================
+================  ==========================================  =====================
+decoder           logits :math:`y_c`                          readout layer
+================  ==========================================  =====================
+``MaxOverTime``   :math:`\max_t v_c(t)` (Norse's ``li_max``)  leaky integrator (LI)
+``MeanOverTime``  :math:`\frac1T \sum_t v_c(t)`               leaky integrator (LI)
+``LastStep``      :math:`v_c(T-1)`                            leaky integrator (LI)
+``SpikeCount``    :math:`\text{scale} \sum_t z_c(t)`          spiking neurons
+================  ==========================================  =====================
 
 ``reads`` tells the network builder which readout layer a decoder needs: ``"voltage"`` (a
 non-spiking model such as LI) or ``"spikes"`` (a spiking model).

@@ -215,7 +215,8 @@ class PopulationEncoder(_SeededGenerator):
     Args:
         seq_length: number of steps ``T`` (>= 1).
         size: neurons per input (>= 1).
-        low, high: range of preferred values (``high > low``).
+        low: lower end of the range of preferred values.
+        high: upper end of the range of preferred values (``high > low``).
         sigma: tuning width (> 0); ``None`` uses the spacing ``(high - low) / (size - 1)``.
         mode: ``current`` or ``poisson``.
         scale: current factor :math:`s` (``current`` mode).

@@ -3,14 +3,14 @@
 For every neuron model ``X`` in :data:`spikeexp.functional.neurons.MODELS`,
 :mod:`spikeexp.module.neurons` declares four classes on the generic bases here:
 
-=================  ==================================================  ===================
-class              input                                               state
-=================  ==================================================  ===================
-``XCell``          one step, any shape ``[batch, ...]``                ``XState``
-``XRecurrentCell`` one step ``[batch, input_size]``                    ``RecurrentState``
-``X``              time-first ``[T, batch, ...]`` (also ``[T,B,C,H,W]``)  ``XState``
-``XRecurrent``     time-first ``[T, batch, input_size]``               ``RecurrentState``
-=================  ==================================================  ===================
+==================  =====================================================  ==================
+class               input                                                  state
+==================  =====================================================  ==================
+``XCell``           one step, any shape ``[batch, ...]``                   ``XState``
+``XRecurrentCell``  one step ``[batch, input_size]``                       ``RecurrentState``
+``X``               time-first ``[T, batch, ...]`` (also ``[T,B,C,H,W]``)  ``XState``
+``XRecurrent``      time-first ``[T, batch, input_size]``                  ``RecurrentState``
+==================  =====================================================  ==================
 
 Non-spiking models (LI) get only ``XCell`` and ``X``. Calling convention as in Norse:
 ``out, state = module(x)`` starts from rest, ``module(x, state)`` continues.

@@ -161,7 +161,7 @@ def test_plot_command_rejects_bad_arguments(run_dir: Path, capsys: pytest.Captur
     assert cli.main([f"run_dir={run_dir}", "split=dev"]) == 2
     assert "split must be one of train, val, test (got 'dev')" in capsys.readouterr().err
     assert cli.main(["run_dir=/nonexistent"]) == 2
-    assert "checkpoints/last.ckpt does not exist" in capsys.readouterr().err
+    assert "run_dir /nonexistent does not exist" in capsys.readouterr().err
     assert cli.main([f"run_dir={run_dir}", "colour=red"]) == 2
     assert "unknown argument 'colour=red'; valid: run_dir=" in capsys.readouterr().err
 

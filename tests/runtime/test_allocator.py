@@ -26,8 +26,10 @@ print(held - resident_mib())
 
 
 def _released_mib(mode: str) -> float:
+    # Without the MALLOC_* variables a run in this process may have set for its children.
+    env = {k: v for k, v in os.environ.items() if k not in allocator.ENVIRONMENT}
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True, env=env
     )
     return float(result.stdout.strip().splitlines()[-1])
 
