@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -27,11 +28,16 @@
 #include <omp.h>
 #endif
 
+// Build-time switches of the memory access pattern (benchmarks/bench_kernels.py --variants
+// builds the library with each turned off to measure what it brings).
 #ifndef SPIKEEXP_TILE
-#define SPIKEEXP_TILE 1024
+#define SPIKEEXP_TILE 1024  // neurons per tile (kBlock)
 #endif
 #ifndef SPIKEEXP_STREAM
-#define SPIKEEXP_STREAM 1
+#define SPIKEEXP_STREAM 1  // streaming stores of [T, ...] outputs
+#endif
+#ifndef SPIKEEXP_PREFETCH
+#define SPIKEEXP_PREFETCH 1  // software prefetch of the next time step's row
 #endif
 
 namespace {
@@ -43,10 +49,13 @@ constexpr int64_t kBlock = SPIKEEXP_TILE;
 constexpr bool kStream = SPIKEEXP_STREAM != 0;  // streaming stores (below)
 
 // ---------------------------------------------------------------------------------------------
-// Stores. Rows of [T, ...] outputs that are written once and read only after the whole kernel
-// (spikes, saved voltages, input gradients) bypass the caches with streaming (non-temporal)
-// stores where 64-byte aligned: no read-for-ownership of the destination line, a third less
-// memory traffic per written array. sfence() at the end of each thread's work orders them.
+// Memory access. Each time step of a tile touches one short row chunk (kBlock neurons) of every
+// [T, ...] array, the next step the chunk one row further: too short a stream for the hardware
+// prefetchers, so the AVX-512 kernels prefetch the next step's chunk themselves. Rows of outputs
+// that are written once and read only after the whole kernel (spikes, saved voltages, input
+// gradients) bypass the caches with streaming (non-temporal) stores where 64-byte aligned: no
+// read-for-ownership of the destination line, a third less memory traffic per written array.
+// sfence() at the end of each thread's work orders them.
 
 #if defined(__AVX512F__)
 constexpr int64_t kLanes = 16;  // floats per vector register
@@ -160,9 +169,11 @@ void lif_forward<float, float>(int64_t steps, int64_t m, int64_t k0, int64_t k1,
       float* jt = j_out ? j_out + t * m : nullptr;
       const bool stream = kStream && aligned64(zt + start) && (!ut || aligned64(ut + start)) &&
                           (!jt || aligned64(jt + start));
+      const float* xn = t + 1 < steps ? xt + x_stride : xt;
       for (int64_t k = start; k < end; k += kLanes) {
         const int64_t q = k - shift;
         const __mmask16 lanes = tail_lanes(end - k);
+        if (SPIKEEXP_PREFETCH) _mm_prefetch(reinterpret_cast<const char*>(xn + k), _MM_HINT_T0);
         const __m512 vk = _mm512_maskz_loadu_ps(lanes, v + k);
         const __m512 jj = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, i + k),
                                         _mm512_maskz_loadu_ps(lanes, xt + k));
@@ -270,6 +281,69 @@ inline void lif_backward_step(int64_t start, int64_t end, int64_t shift, T alpha
   }
 }
 
+#if defined(__AVX512F__)
+// The surrogate derivative of 16 lanes, operation for operation as surrogate_derivative.
+template <int SG>
+inline __m512 surrogate_derivative16(__m512 x, __m512 alpha, __m512 given) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 ax = _mm512_mul_ps(alpha, _mm512_abs_ps(x));
+  if (SG == kSuper) {
+    const __m512 s = _mm512_add_ps(ax, one);
+    return _mm512_div_ps(one, _mm512_mul_ps(s, s));
+  }
+  if (SG == kFastSigmoid) {
+    const __m512 s = _mm512_add_ps(one, ax);
+    const __m512 half = _mm512_div_ps(one, _mm512_mul_ps(_mm512_set1_ps(2.0f), _mm512_mul_ps(s, s)));
+    return _mm512_mul_ps(half, alpha);
+  }
+  if (SG == kTriangle) {
+    const __m512 c = _mm512_sub_ps(one, ax);
+    const __mmask16 negative = _mm512_cmp_ps_mask(c, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mul_ps(alpha, _mm512_mask_mov_ps(c, negative, _mm512_setzero_ps()));
+  }
+  if (SG == kStraightThrough) return one;
+  return given;
+}
+
+// lif_backward_step for float without parameter gradients, 16 neurons per instruction (the
+// same operations in the same order: the same bits), the input gradient written with streaming
+// stores where 64-byte aligned (it is read only after the whole backward).
+template <bool GZ, int SG>
+inline void lif_backward_step16(int64_t start, int64_t end, int64_t shift, float alpha_value,
+                                const float* __restrict__ ut, const float* __restrict__ next,
+                                float* __restrict__ gt,
+                                const float* __restrict__ gzt, float* __restrict__ gv,
+                                float* __restrict__ gi, const float* __restrict__ a,
+                                const float* __restrict__ b, const float* __restrict__ vth,
+                                const float* __restrict__ vr) {
+  const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+  const __m512 alpha = _mm512_set1_ps(alpha_value);
+  const bool stream = kStream && aligned64(gt + start);
+  for (int64_t k = start; k < end; k += kLanes) {
+    const int64_t q = k - shift;
+    const __mmask16 lanes = tail_lanes(end - k);
+    if (SPIKEEXP_PREFETCH) _mm_prefetch(reinterpret_cast<const char*>(next + k), _MM_HINT_T0);
+    const __m512 uu = _mm512_maskz_loadu_ps(lanes, ut + k);
+    const __m512 distance = _mm512_sub_ps(uu, _mm512_maskz_loadu_ps(lanes, vth + q));
+    const __m512 zz = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(distance, zero, _CMP_GT_OQ), one);
+    const __m512 gvk = _mm512_maskz_loadu_ps(lanes, gv + k);
+    const __m512 gik = _mm512_maskz_loadu_ps(lanes, gi + k);
+    const __m512 kept = _mm512_mul_ps(gvk, _mm512_maskz_loadu_ps(lanes, vr + q));
+    const __m512 spike = GZ ? _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, gzt + k), kept) : kept;
+    const __m512 gzk = _mm512_sub_ps(spike, _mm512_mul_ps(gvk, uu));
+    const __m512 given = SG == kGiven ? _mm512_maskz_loadu_ps(lanes, gt + k) : zero;
+    const __m512 gd = _mm512_mul_ps(gzk, surrogate_derivative16<SG>(distance, alpha, given));
+    const __m512 du = _mm512_add_ps(_mm512_mul_ps(gvk, _mm512_sub_ps(one, zz)), gd);
+    const __m512 ak = _mm512_maskz_loadu_ps(lanes, a + q);
+    const __m512 decay = _mm512_sub_ps(gik, _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, b + q), gik));
+    const __m512 dj = _mm512_add_ps(decay, _mm512_mul_ps(ak, du));
+    store_lanes(gt + k, dj, lanes, stream);
+    _mm512_mask_storeu_ps(gv + k, lanes, _mm512_sub_ps(du, _mm512_mul_ps(ak, du)));
+    _mm512_mask_storeu_ps(gi + k, lanes, dj);
+  }
+}
+#endif
+
 // The same step where some gradients are absent (not zero): the final state or the spikes of a
 // loss that does not use them. Autograd then evaluates none of their terms, so an infinite
 // voltage that meets an absent gradient does not turn into NaN (0 * inf). v_in, i_in, z_in: whether
@@ -333,6 +407,13 @@ void lif_backward_tiles(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_
       const T* uprev = t > 0 ? u + row - m : v0;
       const T* jt = PARAMS ? j + row : j;
       if (v_in && i_in) {
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float> && std::is_same_v<X, float> && !PARAMS) {
+          lif_backward_step16<GZ, SG>(start, end, shift, alpha, u + row, t > 0 ? u + row - m : u,
+                                      g + row, gz + t * gz_stride, gv, gi, a, b, vth, vr);
+          continue;
+        }
+#endif
         lif_backward_step<T, X, PARAMS, GZ, SG>(start, end, shift, alpha, u + row, uprev, g + row,
                                              gz + t * gz_stride, gv, gi, jt, a, b, vl, vth, vr,
                                              ga, gb, gvl, gvth, gvr, t == 0);
