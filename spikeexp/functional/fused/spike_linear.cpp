@@ -85,7 +85,15 @@ void accumulate(int64_t count, const int32_t* idx, const float* val, bool ones,
     __m512 part[kVectors];
 #pragma GCC unroll 8
     for (int v = 0; v < kVectors; ++v) part[v] = _mm512_setzero_ps();
-    if (ones) {
+    if (ones && width == kTile) {  // the usual case: whole tiles, plain loads
+      for (int64_t e = first; e < last; ++e) {
+        const float* row = base + idx[e] * stride;
+#pragma GCC unroll 8
+        for (int v = 0; v < kVectors; ++v) {
+          part[v] = _mm512_add_ps(part[v], _mm512_loadu_ps(row + 16 * v));
+        }
+      }
+    } else if (ones) {
       for (int64_t e = first; e < last; ++e) {
         const float* row = base + idx[e] * stride;
 #pragma GCC unroll 8
