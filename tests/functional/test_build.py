@@ -162,7 +162,8 @@ def test_cold_cache_build_by_several_processes_at_once(tmp_path: Path) -> None:
 
 def test_kernels_run_on_torch_threads() -> None:
     """``torch.set_num_threads`` sets the kernels' team size, in any calling thread, and the
-    library shares PyTorch's OpenMP runtime (one ``libgomp`` in the process)."""
+    library shares PyTorch's OpenMP runtime: one file with the soname ``libgomp.so.1`` in the
+    process maps (packages may bring renamed private copies, e.g. scikit-learn's)."""
     before = torch.get_num_threads()
     seen: list[int] = []
     try:
@@ -177,5 +178,5 @@ def test_kernels_run_on_torch_threads() -> None:
         torch.set_num_threads(before)
     assert seen == [2]
     with open("/proc/self/maps", encoding="utf-8") as maps:
-        runtimes = {line.split()[-1] for line in maps if "libgomp" in line}
+        runtimes = {line.split()[-1] for line in maps if line.rstrip().endswith("/libgomp.so.1")}
     assert len(runtimes) == 1
