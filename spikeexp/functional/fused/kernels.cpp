@@ -70,7 +70,8 @@ inline void store_lanes(float* p, __m512 value, __mmask16 lanes, bool stream) {
   }
 }
 
-inline __mmask16 tail_lanes(int64_t left) {
+inline __mmask16 tail_lanes(int64_t left) {  // the first min(left, 16) lanes (none if left <= 0)
+  if (left <= 0) return 0;
   return left >= kLanes ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
 }
 #endif
@@ -671,6 +672,61 @@ inline void take_if_larger(T value, int32_t position, T& best, int32_t& at) {
   }
 }
 
+#if defined(__AVX512F__)
+// One output row of 2 x 2 pooling on float, 16 windows per instruction (the same comparisons as
+// take_if_larger, in the same order: the same maxima and positions); returns how many outputs
+// it wrote (all of the row).
+inline int64_t max_pool_row2(const float* top, const float* bottom, int64_t ow, float* y,
+                             uint8_t* where) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int64_t c = 0; c < ow; c += kLanes) {
+    const __mmask16 lanes = tail_lanes(ow - c);
+    const __mmask16 low = tail_lanes(2 * (ow - c)), high = tail_lanes(2 * (ow - c) - kLanes);
+    const __m512 t0 = _mm512_maskz_loadu_ps(low, top + 2 * c);
+    const __m512 t1 = _mm512_maskz_loadu_ps(high, top + 2 * c + kLanes);
+    const __m512 b0 = _mm512_maskz_loadu_ps(low, bottom + 2 * c);
+    const __m512 b1 = _mm512_maskz_loadu_ps(high, bottom + 2 * c + kLanes);
+    const __m512 candidates[3] = {_mm512_permutex2var_ps(t0, odd, t1),
+                                  _mm512_permutex2var_ps(b0, even, b1),
+                                  _mm512_permutex2var_ps(b0, odd, b1)};
+    __m512 best = _mm512_permutex2var_ps(t0, even, t1);
+    __m512i at = _mm512_setzero_si512();
+    for (int position = 1; position <= 3; ++position) {
+      const __m512 value = candidates[position - 1];
+      const __mmask16 take = _mm512_cmp_ps_mask(value, best, _CMP_GT_OQ) |
+                             _mm512_cmp_ps_mask(value, value, _CMP_UNORD_Q);
+      best = _mm512_mask_mov_ps(best, take, value);
+      at = _mm512_mask_mov_epi32(at, take, _mm512_set1_epi32(position));
+    }
+    _mm512_mask_storeu_ps(y + c, lanes, best);
+    _mm512_mask_cvtepi32_storeu_epi8(where + c, lanes, at);
+  }
+  return ow;
+}
+
+// One input row (window row `left / 2`) of the 2 x 2 pooling gradient on float: the output
+// gradient where the recorded position is `left` or `left + 1`, +0 elsewhere, 16 windows per
+// instruction; returns how many windows it wrote (all of the row).
+inline int64_t max_pool_grad_row2(const float* gy, const uint8_t* where, int32_t left,
+                                  int64_t ow, float* row) {
+  const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
+  const __m512i at_left = _mm512_set1_epi32(left), at_right = _mm512_set1_epi32(left + 1);
+  for (int64_t c = 0; c < ow; c += kLanes) {
+    const __mmask16 lanes = tail_lanes(ow - c);
+    const __mmask16 low = tail_lanes(2 * (ow - c)), high = tail_lanes(2 * (ow - c) - kLanes);
+    const __m512 g = _mm512_maskz_loadu_ps(lanes, gy + c);
+    const __m512i at = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, where + c));
+    const __m512 even = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, at_left), g);
+    const __m512 odd = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, at_right), g);
+    _mm512_mask_storeu_ps(row + 2 * c, low, _mm512_permutex2var_ps(even, first, odd));
+    _mm512_mask_storeu_ps(row + 2 * c + kLanes, high, _mm512_permutex2var_ps(even, second, odd));
+  }
+  return ow;
+}
+#endif
+
 template <typename T>
 void max_pool_forward(int64_t p0, int64_t p1, int64_t h, int64_t w, int64_t k,
                       const T* __restrict__ x, T* __restrict__ y,
@@ -683,7 +739,11 @@ void max_pool_forward(int64_t p0, int64_t p1, int64_t h, int64_t w, int64_t k,
       uint8_t* wr = where + (plane * oh + r) * ow;
       if (k == 2) {  // the usual case: straight-line code per window
         const T* bottom = top + w;
-        for (int64_t c = 0; c < ow; ++c) {
+        int64_t c = 0;
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float>) c = max_pool_row2(top, bottom, ow, yr, wr);
+#endif
+        for (; c < ow; ++c) {
           T best = top[2 * c];
           int32_t at = 0;
           take_if_larger(top[2 * c + 1], 1, best, at);
@@ -725,7 +785,11 @@ void max_pool_backward(int64_t p0, int64_t p1, int64_t h, int64_t w, int64_t k,
         T* row = gp + (r * k + dr) * w;
         if (k == 2) {
           const int32_t left = static_cast<int32_t>(2 * dr);
-          for (int64_t c = 0; c < ow; ++c) {
+          int64_t c = 0;
+#if defined(__AVX512F__)
+          if constexpr (std::is_same_v<T, float>) c = max_pool_grad_row2(gr, wr, left, ow, row);
+#endif
+          for (; c < ow; ++c) {
             const int32_t at = wr[c];
             row[2 * c] = choose(at == left, gr[c], T(0));
             row[2 * c + 1] = choose(at == left + 1, gr[c], T(0));
