@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset, default_collate
 
 
 def derived_seed(*keys: int) -> int:
@@ -212,6 +212,11 @@ class TensorDataModule(LightningDataModule):
         """Per-sample augmentation of training images, or ``None`` (the default)."""
         return None
 
+    def collate(self, batch: list[Any]) -> Any:
+        """Turn a list of samples into a batch (default: stack them); subclasses may encode the
+        whole batch here at once (e.g. threshold crossings of sequential images)."""
+        return default_collate(batch)
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
@@ -239,12 +244,23 @@ class TensorDataModule(LightningDataModule):
             batch_size=self.batch_size,
             sampler=sampler,
             num_workers=self.num_workers,
+            collate_fn=self.collate,
         )
 
     def val_dataloader(self) -> DataLoader:
         self.setup()
-        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.num_workers)
+        return DataLoader(
+            self.val_set,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=self.collate,
+        )
 
     def test_dataloader(self) -> DataLoader:
         self.setup()
-        return DataLoader(self.test_set, batch_size=self.batch_size, num_workers=self.num_workers)
+        return DataLoader(
+            self.test_set,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=self.collate,
+        )

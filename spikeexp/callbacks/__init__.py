@@ -4,13 +4,16 @@
   per sample, learning rate, gradient norm).
 * :class:`SpikePlots`: rasters, voltage and readout traces, rate and weight histograms.
 * :class:`HParamsLogger`: hyper-parameters and metric tags for TensorBoard's HPARAMS tab.
+* :class:`EfficiencyReport`: NeuroBench's efficiency metrics at the end of every test stage.
 """
 
 from spikeexp.callbacks.activity import SpikeActivityMonitor
+from spikeexp.callbacks.efficiency import EfficiencyReport
 from spikeexp.callbacks.hparams import HParamsLogger, flatten_config, group_choices
 from spikeexp.callbacks.plots import SpikePlots
 
 __all__ = [
+    "EfficiencyReport",
     "HParamsLogger",
     "SpikeActivityMonitor",
     "SpikePlots",

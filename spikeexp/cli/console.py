@@ -1,4 +1,5 @@
-"""What the commands print: the resolved config as a tree, and the final metrics."""
+"""What the commands print: the resolved config as a tree, the final metrics and the efficiency
+report of the test stage (:mod:`spikeexp.callbacks.efficiency`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.tree import Tree
 from yaml import safe_dump
+
+from spikeexp.callbacks.efficiency import PREFIX, format_count, report_rows
 
 CONFIG_ORDER = (
     "task",
@@ -50,15 +53,55 @@ def print_config(config: Mapping[str, Any], output_dir: Path) -> None:
         Console(file=handle, width=120, color_system=None).print(tree)
 
 
+EFFICIENCY_COLUMNS = (
+    ("activation_sparsity", "act. sparsity"),
+    ("synops_ac", "synops AC"),
+    ("synops_mac", "synops MAC"),
+    ("synops_dense", "synops dense"),
+    ("neuron_updates", "neuron updates"),
+    ("parameters", "parameters"),
+    ("footprint_bytes", "footprint (B)"),
+    ("connection_sparsity", "conn. sparsity"),
+)
+RATIOS = ("activation_sparsity", "connection_sparsity")
+EFFICIENCY_WIDTH = 150
+
+
+def efficiency_table(metrics: Mapping[str, float]) -> Table | None:
+    """The efficiency report (``test/efficiency/<metric>/<layer>``) as one row per layer, counts
+    per test sample; ``None`` when the metrics hold none."""
+    rows = report_rows(dict(metrics))
+    if not rows:
+        return None
+    table = Table(title="efficiency (test set, per sample; NeuroBench definitions)")
+    table.add_column("layer")
+    for _, title in EFFICIENCY_COLUMNS:
+        table.add_column(title, justify="right")
+    for layer, values in rows:
+        cells = []
+        for key, _ in EFFICIENCY_COLUMNS:
+            value = values.get(key)
+            if value is None:
+                cells.append("-")
+            else:
+                cells.append(f"{value:.3f}" if key in RATIOS else format_count(value))
+        table.add_row(layer, *cells, style="bold" if layer == "total" else None)
+    return table
+
+
 def print_summary(metrics: Mapping[str, float], output_dir: Path, best: str | None) -> None:
-    """Final metrics and where the outputs are."""
+    """Final metrics, the efficiency report and where the outputs are."""
     table = Table(title="final metrics")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name in sorted(metrics):
-        table.add_row(name, f"{metrics[name]:.4f}")
+        if not name.startswith(f"{PREFIX}/"):
+            table.add_row(name, f"{metrics[name]:.4f}")
     console = Console()
     console.print(table)
+    efficiency = efficiency_table(metrics)
+    if efficiency is not None:  # wide: never shortened to fit an 80-column log file
+        Console(width=max(console.width, EFFICIENCY_WIDTH)).print(efficiency)
     console.print(f"outputs: {output_dir}")
     if best:
         console.print(f"best checkpoint: {best}")

@@ -15,6 +15,10 @@ spike latency          one spike at :math:`t(x) = \mathrm{round}((1 - x)(T - 1))
 population             Gaussian tuning curves :math:`a_j(x) = \exp(-(x - \mu_j)^2 / 2\sigma^2)`,
                        then constant current or Poisson on :math:`a_j`
 =====================  =====================================================================
+
+:func:`threshold_crossing_encode` turns a sequence (``[batch, T, features]``, e.g. the pixels of an
+image read one after another) into up and down spikes at threshold crossings, the input code of
+sequential MNIST in Bellec et al. 2018.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ __all__ = [
     "poisson_encode",
     "population_centres",
     "spike_latency_encode",
+    "threshold_crossing_encode",
+    "uniform_thresholds",
 ]
 
 
@@ -152,3 +158,43 @@ def gaussian_tuning(
     check_positive("sigma", sigma)
     centres = population_centres(size, low, high).to(device=x.device, dtype=x.dtype)
     return torch.exp(-((x.unsqueeze(-1) - centres) ** 2) / (2.0 * sigma**2))
+
+
+def uniform_thresholds(count: int) -> torch.Tensor:
+    r"""``count`` thresholds evenly inside (0, 1): :math:`\theta_k = (k + 1) / (K + 1)`,
+    ``k = 0 .. K-1`` (none at 0 or 1, where a crossing of [0, 1] values could never happen)."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"thresholds must be an integer >= 1 (got {count!r})")
+    return torch.arange(1, count + 1, dtype=torch.float32) / (count + 1)
+
+
+def threshold_crossing_encode(x: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    r"""Up and down spikes where a sequence crosses each of ``K`` thresholds.
+
+    For the sequence :math:`x_t` (``x`` of shape ``[batch, T, features]``, time on dim 1, values
+    usually in [0, 1]) and thresholds :math:`\theta_k`, with :math:`x_{-1} = 0` (the sequence
+    starts from black):
+
+    .. math::
+        \mathrm{up}_{t,k} = [x_{t-1} < \theta_k \le x_t], \qquad
+        \mathrm{down}_{t,k} = [x_t < \theta_k \le x_{t-1}]
+
+    Returns ``[batch, T, features * 2K]`` in ``x``'s dtype; feature ``f`` owns channels
+    ``f * 2K + k`` (up, threshold ``k``) and ``f * 2K + K + k`` (down). A pixel sequence with
+    ``K = 40`` gives the 80 input channels of sequential MNIST in Bellec et al. 2018 ("Long
+    short-term memory and learning-to-learn in networks of spiking neurons").
+    """
+    if x.dim() != 3:
+        raise ValueError(
+            f"threshold_crossing_encode expects x [batch, T, features] (got shape {tuple(x.shape)})"
+        )
+    if thresholds.dim() != 1 or thresholds.numel() < 1:
+        raise ValueError(
+            f"thresholds must be a 1-D tensor of >= 1 values (got shape {tuple(thresholds.shape)})"
+        )
+    theta = thresholds.to(device=x.device, dtype=x.dtype)
+    previous = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1).unsqueeze(-1)
+    current = x.unsqueeze(-1)
+    up = (previous < theta) & (theta <= current)
+    down = (current < theta) & (theta <= previous)
+    return torch.cat([up, down], dim=-1).flatten(2).to(x.dtype)

@@ -48,6 +48,11 @@ def test_train_then_eval_from_a_fresh_folder(tmp_path: Path) -> None:
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     train_metrics = json.loads((run_dir / "metrics.json").read_text())
+    # the efficiency report: in metrics.json, in TensorBoard and as its own console table
+    assert train_metrics["test/efficiency/neuron_updates/total"] == 8 * (128 + 10)
+    assert "efficiency (test set, per sample" in trained.stdout
+    events = b"".join(path.read_bytes() for path in (run_dir / "tensorboard").rglob("events*"))
+    assert b"test/efficiency/synops_mac/hidden1" in events
 
     evaluated = _run("spikeexp.cli.eval", [f"run_dir={run_dir}"], tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
@@ -77,6 +82,26 @@ def test_default_experiment_learns_in_two_epochs(tmp_path: Path) -> None:
     finally:
         HydraConfig.instance().cfg = None
     assert metrics["test/acc"] > CHANCE + 0.3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_default_experiment_reaches_97_percent(tmp_path: Path, seed: int) -> None:
+    """The full default recipe, one torch thread, seeds 0-4: each >= 97 % on its test split."""
+    config = compose_like_cli(
+        [
+            f"paths.output_dir={tmp_path}",
+            f"seed={seed}",
+            "torch_threads=1",
+            "logger=none",
+            "callbacks=minimal",
+        ]
+    )
+    try:
+        metrics = train(config)
+    finally:
+        HydraConfig.instance().cfg = None
+    assert metrics["test/acc"] >= 0.97  # 0.9805 0.9833 0.9833 0.9833 0.9749
 
 
 @pytest.mark.slow

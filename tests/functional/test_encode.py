@@ -15,6 +15,8 @@ from spikeexp.functional.encode import (
     poisson_encode,
     population_centres,
     spike_latency_encode,
+    threshold_crossing_encode,
+    uniform_thresholds,
 )
 from spikeexp.functional.neurons.lif import LIFParameters
 
@@ -158,3 +160,41 @@ def test_gaussian_tuning_validation(kwargs: dict, message: str) -> None:
     arguments = {"size": 4, "low": 0.0, "high": 1.0} | kwargs
     with pytest.raises(ValueError, match=message):
         gaussian_tuning(torch.rand(2), **arguments)
+
+
+def test_threshold_crossing_by_hand() -> None:
+    """Sequence 0, 0.6, 0.2, 0.9, 0.5 against thresholds 0.25, 0.5, 0.75 (x_{-1} = 0)."""
+    thresholds = uniform_thresholds(3)
+    assert thresholds.tolist() == [0.25, 0.5, 0.75]
+    x = torch.tensor([0.0, 0.6, 0.2, 0.9, 0.5]).view(1, 5, 1)
+    spikes = threshold_crossing_encode(x, thresholds)
+    # channels: up 0.25, up 0.5, up 0.75, down 0.25, down 0.5, down 0.75
+    expected = [
+        [0, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0],
+        [0, 0, 0, 1, 1, 0],
+        [1, 1, 1, 0, 0, 0],
+        [0, 0, 0, 0, 0, 1],  # 0.9 -> 0.5: 0.5 is reached, not crossed downwards
+    ]
+    assert spikes.shape == (1, 5, 6)
+    assert spikes[0].tolist() == expected
+
+
+def test_threshold_crossing_features_own_their_channels() -> None:
+    x = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])  # [1, T=2, features=2]
+    spikes = threshold_crossing_encode(x, torch.tensor([0.5]))
+    # feature 0: up at t=1; feature 1: up at t=0, down at t=1.
+    # Channels: f0 up, f0 down, f1 up, f1 down.
+    assert spikes[0].tolist() == [[0, 0, 1, 0], [1, 0, 0, 1]]
+
+
+@pytest.mark.parametrize(
+    ("x", "thresholds", "message"),
+    [
+        (torch.zeros(2, 3), torch.tensor([0.5]), r"x \[batch, T, features\]"),
+        (torch.zeros(1, 2, 3), torch.zeros(0), "1-D tensor of >= 1 values"),
+    ],
+)
+def test_threshold_crossing_rejects_bad_shapes(x, thresholds, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        threshold_crossing_encode(x, thresholds)
