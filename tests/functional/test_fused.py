@@ -208,6 +208,39 @@ def test_bfloat16_kernels_equal_the_float32_conversion(
         _assert_bit_identical(actual, expected)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("method", ["super", "sigmoid"])
+def test_constant_input_gradient_is_summed_inside_the_kernel(
+    dtype: torch.dtype, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stride-0 view of one step (Lift of a constant input): the operator gets that step and
+    the number of steps, and returns its gradient summed over time, the reference's to
+    rounding, with learnable parameters too."""
+    calls = []
+    operator = ops.lif_sequence
+    monkeypatch.setattr(ops, "lif_sequence", lambda *args: calls.append(args) or operator(*args))
+    torch.manual_seed(7)
+    values = (torch.randn(3, 70) * 4.0 + 1.0).to(dtype)
+    runs = []
+    for run in (reference_sequence, lif_fused_sequence):
+        step = values.clone().requires_grad_()
+        state_dtype = torch.float32 if dtype == torch.bfloat16 else dtype
+        v0 = torch.zeros(3, 70, dtype=state_dtype, requires_grad=True)
+        i0 = torch.zeros(3, 70, dtype=state_dtype, requires_grad=True)
+        v_th = torch.full((70,), 1.0, dtype=state_dtype, requires_grad=True)
+        x = step.unsqueeze(0).expand(25, 3, 70)
+        p = LIFParameters(v_th=v_th, method=method, alpha=20.0)
+        spikes, final = run(LIF, x, LIFState(v0, i0), p, 1e-3)
+        loss = ((spikes.float().sum(0) - 2.0) ** 2).mean() + final.v.pow(2).sum()
+        runs.append((spikes, *_grads(loss, [step, v0, i0, v_th])))
+    assert calls and calls[0][0].shape == (3, 70) and calls[0][-1] == 25
+    assert torch.equal(runs[0][0], runs[1][0])
+    tolerance = 1e-2 if dtype == torch.bfloat16 else GRAD_TOL
+    for actual, expected in zip(runs[1][1:], runs[0][1:], strict=True):
+        assert actual.dtype == expected.dtype
+        _close(actual.float(), expected.float(), tolerance)
+
+
 def test_feed_forward_float64_and_nonzero_leak_reset() -> None:
     x, v0, i0 = _inputs((30, 4, 9), torch.float64)
     p = LIFParameters(v_leak=0.1, v_reset=-0.2, tau_syn_inv=150.0, tau_mem_inv=250.0)

@@ -111,6 +111,11 @@ def _opcheck_cases():
     return {
         "lif": (ops.lif_sequence, (x, v0, i0, *params, "super", 10.0, 1)),
         "lif_constant_input": (ops.lif_sequence, (constant, v0, i0, *params, "erfc", 3.0, 1)),
+        "lif_repeated_step": (ops.lif_sequence, (constant[0], v0, i0, *params, "super", 3.0, 1, 5)),
+        "lif_repeated_step_given_surrogate": (
+            ops.lif_sequence,
+            (constant[0], v0, i0, *params, "sigmoid", 3.0, 1, 5),
+        ),
         "lif_parameter_grads": (
             ops.lif_sequence,
             (x, v0, i0, *(t.clone().requires_grad_() for t in params), "sigmoid", 5.0, 2),

@@ -191,7 +191,7 @@ def _declare(library: ctypes.CDLL) -> None:
         "lif_forward": [i64] * 3 + [ptr, i64] + [ptr] * 10,
         "lif_backward": [c_int, f64]
         + [i64] * 3
-        + [ptr] * 3
+        + [ptr] * 4  # u, g, gsum, gz
         + [i64]
         + [ptr] * 2
         + [c_int] * 2

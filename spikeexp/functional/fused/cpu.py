@@ -64,20 +64,30 @@ def lif_forward(x, z, u, j, v, i, a, b, v_leak, v_th, v_reset) -> None:
         z.copy_(zs)
 
 
+SUMS_OVER_TIME = True
+""":func:`lif_backward` can return the input gradient summed over time (``time_sum``) without
+writing it per step, for an input that is the same at every step."""
+
+
 def lif_backward(
-    method, alpha, u, g, grad_z, gv, gi, v0, j, a, b, v_leak, v_th, v_reset, grads, given
-) -> None:
+    method, alpha, u, g, grad_z, gv, gi, v0, j, a, b, v_leak, v_th, v_reset, grads, given,
+    time_sum=None,
+) -> None:  # fmt: skip
     """Backward of :func:`lif_forward`: input gradient into ``g``; ``gv``, ``gi`` from the final
     to the initial state's gradient; parameter gradients accumulated into ``grads`` (empty:
     none). ``given``: whether the final state's gradients ``(gv, gi)`` exist; an absent one
-    (zero-filled) contributes no terms at all, as in autograd, where ``0 * inf`` would be NaN."""
+    (zero-filled) contributes no terms at all, as in autograd, where ``0 * inf`` would be NaN.
+    ``time_sum`` (a state-shaped tensor): receives the input gradient summed over time instead
+    of ``g`` (which may then be ``None``: the surrogate derivative of the non-inline surrogates
+    gets a buffer of its own)."""
     code = INLINE_SURROGATES.get(method, 0)
     if not code:
+        g = torch.empty_like(u) if g is None else g
         surrogate_of(u, v_th, method, alpha, out=g)
     direct = grad_z is not None and grad_z.dtype == torch.bfloat16 and _direct_bfloat16(None, u)
     gz, gz_stride = time_rows(grad_z, u, torch.bfloat16 if direct else None)
     run = kernel("lif_backward", torch.bfloat16 if direct else u.dtype)
-    head = [pointer(t) for t in (u, g, gz)]
+    head = [pointer(t) for t in (u, g, time_sum, gz)]
     state = [pointer(gv), pointer(gi), *(int(flag) for flag in given)]
     tail = [pointer(t) for t in (v0, j, a, b, v_leak, v_th, v_reset, *grads)]
     run(code, alpha, u.shape[0], u[0].numel(), _period(a), *head, gz_stride, *state, *tail)

@@ -236,7 +236,8 @@ inline T surrogate_derivative(T x, T alpha, T given) {
 //   g_j  = (gi - b gi) + a g_u               (g_j is the input gradient of the step)
 //   gv' = g_u - a g_u,  gi' = g_j            (gradients of the state before the step)
 // With SG == kGiven, g holds sigma' on entry; otherwise it is computed here (g's entry is not
-// read). g holds the input gradient on exit. gz: gradient of the spikes (optional), row t at
+// read). g holds the input gradient on exit (not written, and may be null without kGiven, when
+// the gradient summed over time is asked for: gsum in lif_backward_tiles). gz: gradient of the spikes (optional), row t at
 // gz + t * gz_stride (stride 0: the same gradient at every step, e.g. a loss on spike counts).
 // gv, gi: gradient of the final state on entry, of the initial state on exit. With PARAMS the
 // parameter gradients ga ... gvr are accumulated per neuron (needs j and v0). One call handles
@@ -312,14 +313,14 @@ inline __m512 surrogate_derivative16(__m512 x, __m512 alpha, __m512 given) {
 template <bool GZ, int SG>
 inline void lif_backward_step16(int64_t start, int64_t end, int64_t shift, float alpha_value,
                                 const float* __restrict__ ut, const float* __restrict__ next,
-                                float* __restrict__ gt,
+                                float* __restrict__ gt, bool may_stream,
                                 const float* __restrict__ gzt, float* __restrict__ gv,
                                 float* __restrict__ gi, const float* __restrict__ a,
                                 const float* __restrict__ b, const float* __restrict__ vth,
                                 const float* __restrict__ vr) {
   const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
   const __m512 alpha = _mm512_set1_ps(alpha_value);
-  const bool stream = kStream && aligned64(gt + start);
+  const bool stream = kStream && may_stream && aligned64(gt + start);
   for (int64_t k = start; k < end; k += kLanes) {
     const int64_t q = k - shift;
     const __mmask16 lanes = tail_lanes(end - k);
@@ -394,12 +395,17 @@ inline bool lif_backward_partial_step(int64_t start, int64_t end, int64_t shift,
   return z_out;
 }
 
+// gsum (optional): the input gradient summed over time, [m], instead of g per step (for an
+// input that is the same at every step: the gradient of that one step). Each step's gradient
+// then goes to a tile-sized scratch row that stays in L1 (for SG == kGiven it first receives
+// the step's surrogate derivative from g) and is added to gsum, latest step first.
 template <typename T, typename X, bool PARAMS, bool GZ, int SG>
 void lif_backward_tiles(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
-                        T alpha, const T* u, T* g, const X* gz, int64_t gz_stride, T* gv, T* gi,
-                        bool v_given, bool i_given, const T* v0, const T* j, const T* a,
-                        const T* b, const T* vl, const T* vth, const T* vr, T* ga, T* gb,
-                        T* gvl, T* gvth, T* gvr) {
+                        T alpha, const T* u, T* g, T* gsum, const X* gz, int64_t gz_stride,
+                        T* gv, T* gi, bool v_given, bool i_given, const T* v0, const T* j,
+                        const T* a, const T* b, const T* vl, const T* vth, const T* vr, T* ga,
+                        T* gb, T* gvl, T* gvth, T* gvr) {
+  std::vector<T> scratch(gsum ? static_cast<size_t>(kBlock) : 0);
   for (int64_t start = k0; start < k1; start += kBlock) {
     const int64_t end = start + kBlock < k1 ? start + kBlock : k1;
     bool v_in = v_given, i_in = i_given;
@@ -407,22 +413,35 @@ void lif_backward_tiles(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_
       const int64_t row = t * m;
       const T* uprev = t > 0 ? u + row - m : v0;
       const T* jt = PARAMS ? j + row : j;
+      T* gt = gsum ? scratch.data() - start : g + row;  // gt[k] for k in [start, end)
+      if (gsum && SG == kGiven) {
+        for (int64_t k = start; k < end; ++k) gt[k] = g[row + k];
+      }
       if (v_in && i_in) {
+        bool vector = false;
 #if defined(__AVX512F__)
         if constexpr (std::is_same_v<T, float> && std::is_same_v<X, float> && !PARAMS) {
           lif_backward_step16<GZ, SG>(start, end, shift, alpha, u + row, t > 0 ? u + row - m : u,
-                                      g + row, gz + t * gz_stride, gv, gi, a, b, vth, vr);
-          continue;
+                                      gt, gsum == nullptr, gz + t * gz_stride, gv, gi, a, b,
+                                      vth, vr);
+          vector = true;
         }
 #endif
-        lif_backward_step<T, X, PARAMS, GZ, SG>(start, end, shift, alpha, u + row, uprev, g + row,
-                                             gz + t * gz_stride, gv, gi, jt, a, b, vl, vth, vr,
-                                             ga, gb, gvl, gvth, gvr, t == 0);
+        if (!vector) {
+          lif_backward_step<T, X, PARAMS, GZ, SG>(start, end, shift, alpha, u + row, uprev, gt,
+                                                  gz + t * gz_stride, gv, gi, jt, a, b, vl, vth,
+                                                  vr, ga, gb, gvl, gvth, gvr, t == 0);
+        }
       } else {
         v_in = lif_backward_partial_step<T, X, PARAMS, SG>(
-            start, end, shift, alpha, u + row, uprev, g + row, gz + t * gz_stride, gv, gi, jt,
-            a, b, vl, vth, vr, ga, gb, gvl, gvth, gvr, t == 0, v_in, i_in, GZ);
+            start, end, shift, alpha, u + row, uprev, gt, gz + t * gz_stride, gv, gi, jt, a, b,
+            vl, vth, vr, ga, gb, gvl, gvth, gvr, t == 0, v_in, i_in, GZ);
         i_in = true;
+      }
+      if (gsum && t == steps - 1) {
+        for (int64_t k = start; k < end; ++k) gsum[k] = gt[k];
+      } else if (gsum) {
+        for (int64_t k = start; k < end; ++k) gsum[k] += gt[k];
       }
     }
   }
@@ -430,14 +449,14 @@ void lif_backward_tiles(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_
 
 template <typename T, typename X, int SG>
 void lif_backward_sg(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift, T alpha,
-                     const T* u, T* g, const X* gz, int64_t gz_stride, T* gv, T* gi,
+                     const T* u, T* g, T* gsum, const X* gz, int64_t gz_stride, T* gv, T* gi,
                      bool v_given, bool i_given, const T* v0, const T* j, const T* a, const T* b,
                      const T* vl, const T* vth, const T* vr, T* ga, T* gb, T* gvl, T* gvth,
                      T* gvr) {
 #define SPIKEEXP_LIF_TILES(PARAMS, GZ)                                                        \
-  lif_backward_tiles<T, X, PARAMS, GZ, SG>(steps, m, k0, k1, shift, alpha, u, g, gz, gz_stride, \
-                                        gv, gi, v_given, i_given, v0, j, a, b, vl, vth, vr,  \
-                                        ga, gb, gvl, gvth, gvr)
+  lif_backward_tiles<T, X, PARAMS, GZ, SG>(steps, m, k0, k1, shift, alpha, u, g, gsum, gz,     \
+                                           gz_stride, gv, gi, v_given, i_given, v0, j, a, b, \
+                                           vl, vth, vr, ga, gb, gvl, gvth, gvr)
   const bool params = ga != nullptr;
   if (params && gz) SPIKEEXP_LIF_TILES(true, true);
   if (params && !gz) SPIKEEXP_LIF_TILES(true, false);
@@ -449,13 +468,14 @@ void lif_backward_sg(int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t s
 // X: the type of the spikes' gradient gz (T, or BFloat16 with a float state).
 template <typename T, typename X = T>
 void lif_backward(int surrogate, int64_t steps, int64_t m, int64_t k0, int64_t k1, int64_t shift,
-                  T alpha, const T* u, T* g, const X* gz, int64_t gz_stride, T* gv, T* gi,
+                  T alpha, const T* u, T* g, T* gsum, const X* gz, int64_t gz_stride, T* gv,
+                  T* gi,
                   bool v_given, bool i_given, const T* v0, const T* j, const T* a, const T* b,
                   const T* vl, const T* vth, const T* vr, T* ga, T* gb, T* gvl, T* gvth,
                   T* gvr) {
 #define SPIKEEXP_LIF_BACKWARD(SG)                                                             \
-  lif_backward_sg<T, X, SG>(steps, m, k0, k1, shift, alpha, u, g, gz, gz_stride, gv, gi, v_given, \
-                         i_given, v0, j, a, b, vl, vth, vr, ga, gb, gvl, gvth, gvr)
+  lif_backward_sg<T, X, SG>(steps, m, k0, k1, shift, alpha, u, g, gsum, gz, gz_stride, gv, gi,  \
+                            v_given, i_given, v0, j, a, b, vl, vth, vr, ga, gb, gvl, gvth, gvr)
   switch (surrogate) {
     case kSuper: SPIKEEXP_LIF_BACKWARD(kSuper); break;
     case kFastSigmoid: SPIKEEXP_LIF_BACKWARD(kFastSigmoid); break;
@@ -823,13 +843,13 @@ void max_pool_backward(int64_t p0, int64_t p1, int64_t h, int64_t w, int64_t k,
   }                                                                                           \
   extern "C" void lif_backward_##SUFFIX(                                                      \
       int surrogate, double alpha, int64_t steps, int64_t m, int64_t period, const T* u, T* g, \
-      const T* gz, int64_t gz_stride, T* gv, T* gi, int v_given, int i_given, const T* v0,    \
-      const T* j, const T* a, const T* b, const T* vl, const T* vth, const T* vr, T* ga,      \
-      T* gb, T* gvl, T* gvth, T* gvr) {                                                       \
+      T* gsum, const T* gz, int64_t gz_stride, T* gv, T* gi, int v_given, int i_given,        \
+      const T* v0, const T* j, const T* a, const T* b, const T* vl, const T* vth,             \
+      const T* vr, T* ga, T* gb, T* gvl, T* gvth, T* gvr) {                                   \
     over_tiles(steps, m, period, [&](int64_t k0, int64_t k1, int64_t shift) {                 \
-      lif_backward<T>(surrogate, steps, m, k0, k1, shift, T(alpha), u, g, gz, gz_stride, gv,  \
-                      gi, v_given != 0, i_given != 0, v0, j, a, b, vl, vth, vr, ga, gb, gvl,  \
-                      gvth, gvr);                                                             \
+      lif_backward<T>(surrogate, steps, m, k0, k1, shift, T(alpha), u, g, gsum, gz,           \
+                      gz_stride, gv, gi, v_given != 0, i_given != 0, v0, j, a, b, vl, vth,    \
+                      vr, ga, gb, gvl, gvth, gvr);                                            \
     });                                                                                       \
   }                                                                                           \
   extern "C" void recurrent_forward_##SUFFIX(                                                 \
@@ -883,15 +903,16 @@ extern "C" void lif_forward_bf16(int64_t steps, int64_t m, int64_t period, const
 }
 
 extern "C" void lif_backward_bf16(int surrogate, double alpha, int64_t steps, int64_t m,
-                                  int64_t period, const float* u, float* g, const BFloat16* gz,
+                                  int64_t period, const float* u, float* g, float* gsum,
+                                  const BFloat16* gz,
                                   int64_t gz_stride, float* gv, float* gi, int v_given,
                                   int i_given, const float* v0, const float* j, const float* a,
                                   const float* b, const float* vl, const float* vth,
                                   const float* vr, float* ga, float* gb, float* gvl, float* gvth,
                                   float* gvr) {
   over_tiles(steps, m, period, [&](int64_t k0, int64_t k1, int64_t shift) {
-    lif_backward<float, BFloat16>(surrogate, steps, m, k0, k1, shift, float(alpha), u, g, gz,
-                                  gz_stride, gv, gi, v_given != 0, i_given != 0, v0, j, a, b, vl,
+    lif_backward<float, BFloat16>(surrogate, steps, m, k0, k1, shift, float(alpha), u, g, gsum,
+                                  gz, gz_stride, gv, gi, v_given != 0, i_given != 0, v0, j, a, b, vl,
                                   vth, vr, ga, gb, gvl, gvth, gvr);
   });
 }
