@@ -34,10 +34,10 @@ import torch.nn.functional as F
 from spikeexp.functional.fused.build import kernel, kernels
 from spikeexp.functional.fused.common import first_order_only, pointer
 
-FORWARD_MAX_DENSITY = 0.5
+FORWARD_MAX_DENSITY = 0.25
 """Fraction of nonzero inputs up to which the forward pass is event-driven."""
 
-WEIGHT_GRAD_MAX_DENSITY = 0.5
+WEIGHT_GRAD_MAX_DENSITY = 0.25
 """Fraction of nonzero inputs up to which the weight gradient is event-driven."""
 
 
