@@ -15,6 +15,21 @@ Contract of a task:
   ``window`` is the slice of time steps ``readout`` covers (the whole sequence, or one chunk under
   truncated backpropagation through time, see ``tbptt_steps``).
 * :attr:`readout_spiking`: whether the readout layer must spike (else it is a voltage readout).
+  A task that takes a ``decoder`` argument decodes with the ``decoder`` group and needs the readout
+  that decoder reads; a task without one (e.g. the memory task) reads its readout itself.
+* :meth:`needs`: what the task needs from the rest of a composition (:class:`TaskNeeds`), asked
+  by the validation pass before anything is loaded or built. The default reads it from the data
+  module (below) and the task class; a task with further needs overrides it.
+
+What the data module declares, readable right after construction (constructing a data module reads
+no data, Lightning's rule; the validation pass constructs one to ask it):
+
+* ``input_shape``: the per-sample shape of :meth:`inputs`, e.g. ``(1, 8, 8)``;
+* ``num_classes`` (or the task overrides :attr:`num_outputs`);
+* ``sequence_steps`` (optional, default ``None``): ``None`` for static samples, which an encoder
+  turns into ``seq_length`` steps; an integer ``T`` for data that are sequences already, ``T``
+  steps along the first axis of ``input_shape`` (spike trains, event frames, pixel sequences),
+  which ``encoder=none`` hands to the network as they are.
 
 Metrics are ``torchmetrics`` objects held by the task (so they move with the module to the
 device); the Lightning module logs every entry of ``TaskOutput.metrics`` as ``<stage>/<name>``.
@@ -22,6 +37,7 @@ device); the Lightning module logs every entry of ``TaskOutput.metrics`` as ``<s
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +45,36 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch import nn
 from torchmetrics import Metric
+
+
+@dataclass(frozen=True)
+class TaskNeeds:
+    """What a task needs from the encoder, topology and decoder of a composition.
+
+    Checked by the validation pass (:mod:`spikeexp.engine.compatibility`) before any data are
+    loaded or any run directory is filled; a composition that cannot satisfy it is refused with one
+    line naming the groups involved and a working alternative.
+
+    Attributes:
+        input_shape: per-sample shape of :meth:`Task.inputs` (without the batch axis).
+        sequence_steps: ``None``: static samples, an encoder makes ``seq_length`` steps of each;
+            ``T``: the samples are sequences of ``T`` steps along the first axis of
+            ``input_shape`` and need an encoder that takes sequences (``encoder=none``).
+        decoder: the task decodes its readout with the ``decoder`` group; ``False``: it reads the
+            readout itself (the group then only supplies the readout neuron).
+        readout: what the task reads itself when ``decoder`` is ``False``: ``"voltage"`` (a
+            non-spiking readout such as LI) or ``"spikes"``; ``None`` when the decoder decides.
+    """
+
+    input_shape: tuple[int, ...]
+    sequence_steps: int | None = None
+    decoder: bool = True
+    readout: str | None = None
+
+    @property
+    def step_shape(self) -> tuple[int, ...]:
+        """Per-step shape of a sequence task's input (``input_shape`` without time)."""
+        return self.input_shape[1:] if self.sequence_steps is not None else self.input_shape
 
 
 @dataclass
@@ -58,6 +104,20 @@ class Task(nn.Module):
     def __init__(self, datamodule: LightningDataModule) -> None:
         super().__init__()
         self.datamodule = datamodule
+
+    @classmethod
+    def needs(cls, datamodule: LightningDataModule) -> TaskNeeds:
+        """What this task needs, given its (constructed, not yet loaded) data module: the data
+        module's ``input_shape`` and ``sequence_steps``; whether the task takes a ``decoder``
+        argument, else the readout :attr:`readout_spiking` asks for."""
+        decodes = "decoder" in inspect.signature(cls).parameters
+        steps = getattr(datamodule, "sequence_steps", None)
+        return TaskNeeds(
+            input_shape=tuple(int(size) for size in datamodule.input_shape),
+            sequence_steps=None if steps is None else int(steps),
+            decoder=decodes,
+            readout=None if decodes else ("spikes" if cls.readout_spiking else "voltage"),
+        )
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -113,6 +113,11 @@ class EventDataModule(TensorDataModule):
         """Per-sample ``(T, *sample_shape)``."""
         return (self.bins, *self.sample_shape)
 
+    @property
+    def sequence_steps(self) -> int:
+        """The samples are binned event sequences of ``T`` steps: ``encoder=none``."""
+        return self.bins
+
     def read(self) -> dict[str, np.ndarray]:
         """Load the recordings; return the labels of each split (``train``, ``test``, optionally
         ``val``) as arrays indexed like :meth:`events`' ``(split, index)``."""

@@ -272,6 +272,11 @@ class MemoryDataModule(LightningDataModule):
         """Per-sample input ``(T, channels)`` of the standard variant."""
         return (self.task.steps(), self.task.channels)
 
+    @property
+    def sequence_steps(self) -> int:
+        """The samples are spike trains of ``T`` steps (the standard variant): ``encoder=none``."""
+        return self.task.steps()
+
     def _loader(self, data: Dataset) -> DataLoader:
         return DataLoader(
             data,

@@ -120,6 +120,11 @@ class SequentialImageDataModule(TensorDataModule):
         return (height * width, 1) if self.order == "pixels" else (height, width)
 
     @property
+    def sequence_steps(self) -> int:
+        """The samples are sequences of ``T`` steps already: ``encoder=none``."""
+        return self.sequence_shape[0]
+
+    @property
     def input_shape(self) -> tuple[int, int]:
         """Per-sample ``(T, channels)`` of a batch's ``x`` (after encoding)."""
         steps, features = self.sequence_shape

@@ -20,7 +20,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from spikeexp.cli.sweep_summary import is_multirun, record_job_failure
+from spikeexp.cli.runner import record_job_failure
+from spikeexp.cli.sweep_summary import is_multirun
 from spikeexp.runtime.optuna_study import TrialReporter
 
 ConfigStore.instance().store(

@@ -55,6 +55,7 @@ def test_only_the_cli_imports_hydra() -> None:
         ("engine", ("spikeexp.cli",)),
         ("callbacks", ("spikeexp.cli",)),
         ("viz", ("spikeexp.cli", "spikeexp.engine")),
+        ("nir", ("spikeexp.engine", "spikeexp.cli", "spikeexp.callbacks", "lightning")),
     ],
 )
 def test_lower_layers_do_not_import_upper_ones(package: str, forbidden: tuple[str, ...]) -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
+
+from spikeexp.engine import network_from_config
+from spikeexp.nir import export_nir
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -40,3 +46,20 @@ def test_plain_pytorch_training_learns_the_digits() -> None:
 def test_engine_builds_and_trains_from_a_dict() -> None:
     output = run_example("engine_from_dict.py", "--epochs", "2")
     assert float(re.search(r"test accuracy ([0-9.]+)", output).group(1)) > 0.7
+
+
+def test_nir_digits_runs_an_exported_network_in_spikeexp_and_norse(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    network = network_from_config(
+        {"type": "mlp", "hidden": [32]}, {"model": "lif"}, {"model": "li"}, (1, 8, 8), 10
+    )
+    with torch.no_grad():
+        network.layers.fc1.module.weight.mul_(4.0)  # active hidden layer without training
+    export_nir(
+        network.eval(), tmp_path / "model.nir", input_shape=(1, 8, 8), metadata={"seq_length": 16}
+    )
+    output = run_example("nir_digits.py", str(tmp_path / "model.nir"), "--norse-samples", "3")
+    accuracy = float(re.search(r"spikeexp: test accuracy ([0-9.]+) on 359 images", output).group(1))
+    assert 0.0 <= accuracy <= 1.0
+    if importlib.util.find_spec("norse") is not None:
+        assert "Norse: hidden1 identical in 3/3 samples, fc_out identical in 3/3 samples" in output

@@ -132,7 +132,7 @@ def test_bad_sweeper_setting_names_the_key(key: str, value: object, message: str
         "trial_key": None,
     }
     with pytest.raises(ValueError, match=re.escape(message)):
-        OptunaSweeper(**{**settings, key: value})
+        OptunaSweeper(**{**settings, key: value}).check_settings()
 
 
 def test_study_records_failures_and_resumes(tmp_path: Path) -> None:

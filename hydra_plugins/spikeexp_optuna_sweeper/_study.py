@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-# A job that catches its own exception may leave its traceback here (spikeexp-train does); the
-# last line becomes the trial's error message.
+# A job that catches its own exception may leave its traceback here (spikeexp-train does, after
+# printing a line for it); the last line becomes the trial's error message.
 JOB_ERROR_FILE = "job_error.txt"
 
 
@@ -102,14 +102,22 @@ def _tell(study: optuna.Study, trial: Trial, job: JobReturn) -> None:
     if PRUNED_ATTR in _stored_user_attrs(study, trial.number):
         state, error = TrialState.PRUNED, None
     job_dir = _job_dir(job)
+    reported = False
     if job_dir:
         trial.set_user_attr("job_dir", job_dir)
         error_file = Path(job_dir, JOB_ERROR_FILE)
         if state == TrialState.FAIL and error_file.is_file():
             error = error_file.read_text().strip().splitlines()[-1]
+            reported = True
     if error:
         trial.set_user_attr("error", error)
-        log.warning("trial %d failed: %s", trial.number, error)
+        # A job that wrote its error file has printed its own line already.
+        log.log(
+            logging.DEBUG if reported else logging.WARNING,
+            "trial %d failed: %s",
+            trial.number,
+            error,
+        )
     if state == TrialState.COMPLETE:
         study.tell(trial, value)
         log.info("trial %d: %s = %.6g %s", trial.number, "value", value, trial.params)

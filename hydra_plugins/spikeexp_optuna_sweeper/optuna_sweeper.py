@@ -30,19 +30,7 @@ class OptunaSweeper(Sweeper):
         params: Any,
         trial_key: str | None,
     ) -> None:
-        if direction not in DIRECTIONS:
-            raise ValueError(
-                f"hydra.sweeper.direction must be one of {', '.join(DIRECTIONS)} "
-                f"(got {direction!r})"
-            )
-        for key, value in (("n_trials", n_trials), ("n_jobs", n_jobs)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"hydra.sweeper.{key} must be an integer >= 1 (got {value!r})")
-        if not study_name:
-            raise ValueError(
-                f"hydra.sweeper.study_name must be a non-empty string (got {study_name!r})"
-            )
-        self.direction = DIRECTIONS[direction]
+        self.direction = direction
         self.n_trials = n_trials
         self.n_jobs = n_jobs
         self.storage = storage
@@ -55,9 +43,40 @@ class OptunaSweeper(Sweeper):
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
 
+    def check_settings(self, config: DictConfig | None = None) -> None:
+        """Raise a one-line ``ConfigError`` (a ``ValueError``) on the first bad setting; given the
+        composed ``config``, it names the key a value was written as (``optimized_mode``, not
+        ``hydra.sweeper.direction = ${optimized_mode}``)."""
+        from spikeexp.engine.origins import Origins
+        from spikeexp.engine.schema import ConfigError, validate_target
+
+        try:
+            if self.direction not in DIRECTIONS:
+                raise ConfigError(
+                    f"hydra.sweeper.direction must be one of {', '.join(DIRECTIONS)} "
+                    f"(got {self.direction!r})"
+                )
+            for key, value in (("n_trials", self.n_trials), ("n_jobs", self.n_jobs)):
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise ConfigError(
+                        f"hydra.sweeper.{key} must be an integer >= 1 (got {value!r})"
+                    )
+            if not self.study_name:
+                raise ConfigError(
+                    f"hydra.sweeper.study_name must be a non-empty string (got {self.study_name!r})"
+                )
+            for key, node in (("sampler", self.sampler), ("pruner", self.pruner)):
+                if node:
+                    validate_target(f"hydra.sweeper.{key}", node)
+        except ConfigError as error:
+            raw = OmegaConf.to_container(config, resolve=False) if config is not None else {}
+            raise Origins.of_config(raw).explain(error, raw) from None
+        self.direction = DIRECTIONS[self.direction]
+
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
+        self.check_settings(config)
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(

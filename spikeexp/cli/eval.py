@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from spikeexp.cli.console import print_summary
 from spikeexp.cli.runner import guarded, run_cli
 from spikeexp.engine import build_experiment, build_test_trainer, validate_config
+from spikeexp.engine.origins import Origins
 from spikeexp.runtime.allocator import keep_freed_memory
 from spikeexp.runtime.checkpoint import verify_checkpoint
 from spikeexp.runtime.processes import set_matmul_precision
@@ -39,7 +40,9 @@ def evaluate(config: DictConfig, output_dir: str) -> dict[str, float]:
     """Rebuild the run's network, load the checkpoint and test it; return the test metrics."""
     train_config, checkpoint = locate_run(config.run_dir, config.ckpt_path, config.checkpoint)
     extra = {k: v for k, v in OmegaConf.to_container(config).items() if k not in EVAL_KEYS}
-    spec = validate_config(offline_config(train_config, output_dir, extra))
+    spec = validate_config(
+        offline_config(train_config, output_dir, extra), origins=Origins.of_config(train_config)
+    )
     if spec.config["keep_freed_memory"]:
         keep_freed_memory()
     set_matmul_precision(spec.config["matmul_precision"])

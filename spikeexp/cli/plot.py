@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spikeexp.cli.arguments import check_choice, parse_key_values, run_command
 from spikeexp.engine import build_experiment
 from spikeexp.runtime.checkpoint import verify_checkpoint
 from spikeexp.runtime.run_files import CHECKPOINT_CHOICES, locate_run, offline_config
@@ -52,25 +53,11 @@ class PlotArguments:
 
 def parse_arguments(argv: Sequence[str]) -> PlotArguments:
     """``key=value`` words into :class:`PlotArguments`; one-line ``ValueError`` on bad input."""
-    valid = [item.name for item in fields(PlotArguments)]
-    values: dict[str, Any] = {}
-    for word in argv:
-        key, separator, value = word.partition("=")
-        if not separator or key not in valid:
-            raise ValueError(f"unknown argument {word!r}; valid: {'=..., '.join(valid)}=...")
-        values[key] = value
-    if "sample" in values:
-        if not values["sample"].isdigit():
-            raise ValueError(f"sample must be an integer >= 0 (got {values['sample']!r})")
-        values["sample"] = int(values["sample"])
-    arguments = PlotArguments(**values)
+    arguments = parse_key_values(argv, PlotArguments, integers=("sample",))
     if (arguments.run_dir is None) == (arguments.ckpt_path is None):
         raise ValueError("give exactly one of run_dir=<run directory> or ckpt_path=<file>")
-    if arguments.split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)} (got {arguments.split!r})")
-    if arguments.checkpoint not in CHECKPOINT_CHOICES:
-        valid = ", ".join(CHECKPOINT_CHOICES)
-        raise ValueError(f"checkpoint must be one of {valid} (got {arguments.checkpoint!r})")
+    check_choice("split", arguments.split, SPLITS)
+    check_choice("checkpoint", arguments.checkpoint, CHECKPOINT_CHOICES)
     return arguments
 
 
@@ -129,18 +116,11 @@ def render(arguments: PlotArguments) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script ``spikeexp-plot``; returns the exit status."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if any(word in ("-h", "--help") for word in argv):
-        print(__doc__)
-        return 0
-    try:
-        paths = render(parse_arguments(argv))
-    except (ValueError, OSError) as error:
-        print(f"spikeexp-plot: {error}", file=sys.stderr)
-        return 2
-    for path in paths:
-        print(path)
-    return 0
+
+    def work(words: list[str]) -> list[str]:
+        return [str(path) for path in render(parse_arguments(words))]
+
+    return run_command("spikeexp-plot", __doc__, argv, work)
 
 
 if __name__ == "__main__":

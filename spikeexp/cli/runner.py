@@ -17,14 +17,28 @@ A fresh run that fails on bad input leaves nothing half-written: :func:`guarded`
 the Hydra task) removes its run directory when it holds only what the run's setup writes (Hydra's
 ``.hydra/`` and log, the config tree, logger folders, an empty ``checkpoints/``). Resumed runs,
 runs stopped by a NaN/inf loss and sweep jobs keep their directories.
+
+Sweeps (``-m``): a failing job does not stop the sweep. :func:`record_job_failure` prints one line
+for it on stderr, naming the job, its overrides, the one-line error and the job's log file, which
+gets the traceback::
+
+    error: job 1 (seed=1 trainer.max_epochs=abc) failed: trainer.max_epochs must be an integer
+    (got 'abc'); ... [traceback: outputs/multirun/2026-01-01/12-00-00/1/train.log]
+
+When the sweep ends, the summary is written (:mod:`spikeexp.cli.sweep_summary`) and the exit code
+says how the jobs of this invocation ended (:data:`SWEEP_EXIT_CODES`): 0 when every job
+completed, 1 when every job failed, 2 when some failed; with failures, a last line
+``error: 1 of 4 jobs failed; summary: <sweep dir>/summary.md``.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import shutil
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,10 +53,18 @@ from omegaconf.errors import OmegaConfBaseException
 
 from spikeexp.callbacks.reliability import NonFiniteLossError
 from spikeexp.cli.resume import resume_arguments
+from spikeexp.cli.sweep_summary import (
+    HIDDEN_OVERRIDE_KEYS,
+    JOB_ERROR,
+    SweepOutcome,
+    take_sweep_outcome,
+)
 
 T = TypeVar("T")
 KNOWN_ERRORS = (HydraException, OmegaConfBaseException, ValueError, OSError, NonFiniteLossError)
 SIGTERM_EXIT_CODE = 143
+SWEEP_EXIT_CODES = {"all failed": 1, "some failed": 2}
+"""Exit codes of a sweep with failed jobs (jobs of this invocation only; 0 when none failed)."""
 CLI_MARKER = "SPIKEEXP_CLI_SET_HYDRA_FULL_ERROR"
 SETUP_FILES = {
     ".hydra": None,
@@ -108,7 +130,76 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, OSError) and error.filename and error.strerror:
         return f"{error.strerror}: {error.filename}"
     lines = _lines(error)
-    return lines[0] if lines else type(error).__name__
+    first = lines[0] if lines else type(error).__name__
+    key = getattr(error, "full_key", None) if isinstance(error, OmegaConfBaseException) else None
+    if key and not first.startswith(str(key)):
+        return f"{key}: {first}"  # where OmegaConf met the problem, e.g. an unknown interpolation
+    return first
+
+
+def job_error_line(error: BaseException) -> str:
+    """The one line of a job's error: :func:`one_line` for known errors, prefixed with the
+    error's type for anything else (a bug)."""
+    line = one_line(error)
+    return line if isinstance(error, KNOWN_ERRORS) else f"{type(error).__name__}: {line}"
+
+
+def _job_overrides() -> str:
+    hidden = tuple(HIDDEN_OVERRIDE_KEYS)
+    overrides = [
+        override
+        for override in HydraConfig.get().overrides.task
+        if not override.lstrip("+~").startswith(hidden)
+    ]
+    return " ".join(overrides)
+
+
+def _log_to_files(record: logging.LogRecord) -> list[str]:
+    """Hand ``record`` to the file handlers of the root logger only (the job's log file under
+    Hydra's job logging); return their paths."""
+    paths = []
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+            paths.append(handler.baseFilename)
+    return paths
+
+
+def record_job_failure(error: BaseException) -> None:
+    """Report the failure of a sweep job (call it in the job, in place of raising).
+
+    The traceback goes to the job's log file (and ``job_error.txt``, whose last line is the
+    one-line error, read by the sweep summary and the Optuna sweeper); stderr gets one line
+    naming the job, its overrides, the error and where the traceback is.
+    """
+    hydra = HydraConfig.get()
+    output_dir = Path(hydra.runtime.output_dir)
+    line = job_error_line(error)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    details = "".join(traceback.format_exception(error))
+    (output_dir / JOB_ERROR).write_text(f"{details}{line}\n")
+    record = logging.getLogger(__name__).makeRecord(
+        __name__, logging.ERROR, __file__, 0, "job failed: %s", (line,), None
+    )
+    record.exc_text = details.rstrip()
+    logs = _log_to_files(record)
+    where = logs[0] if logs else str(output_dir / JOB_ERROR)
+    print(
+        f"error: job {hydra.job.num} ({_job_overrides()}) failed: {line} [traceback: {where}]",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def sweep_exit(outcome: SweepOutcome) -> None:
+    """End a finished sweep with the exit code of :data:`SWEEP_EXIT_CODES`."""
+    if outcome.failed == 0:
+        return
+    print(
+        f"error: {outcome.failed} of {outcome.jobs} jobs failed; summary: {outcome.summary}",
+        file=sys.stderr,
+    )
+    sys.exit(SWEEP_EXIT_CODES["all failed" if outcome.failed == outcome.jobs else "some failed"])
 
 
 def _only_setup_files(run_dir: Path) -> bool:
@@ -188,9 +279,9 @@ def run_cli(hydra_main: Callable[[], Any], resumable: bool = False) -> None:
     """Run ``hydra_main`` (a ``@hydra.main`` function) as a command.
 
     Known errors print ``error: <one line>`` to stderr and exit with code 1 (full traceback with
-    ``HYDRA_FULL_ERROR=1``); SIGTERM exits with code 143 after the checkpoint is saved. With
-    ``resumable``, ``resume=<run_dir>`` on the command line resumes that run
-    (:mod:`spikeexp.cli.resume`).
+    ``HYDRA_FULL_ERROR=1``); SIGTERM exits with code 143 after the checkpoint is saved; a sweep
+    exits as :func:`sweep_exit` says. With ``resumable``, ``resume=<run_dir>`` on the command
+    line resumes that run (:mod:`spikeexp.cli.resume`).
     """
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1" and CLI_MARKER not in os.environ
     try:
@@ -198,6 +289,7 @@ def run_cli(hydra_main: Callable[[], Any], resumable: bool = False) -> None:
             rewritten = resume_arguments(sys.argv[1:])
             if rewritten is not None:
                 sys.argv = [sys.argv[0], *rewritten]
+        take_sweep_outcome()
         with _hydra_raises():
             hydra_main()
     except SIGTERMException:
@@ -208,3 +300,6 @@ def run_cli(hydra_main: Callable[[], Any], resumable: bool = False) -> None:
             raise error.with_traceback(error.__traceback__) from error.__cause__
         print(f"error: {one_line(error)}", file=sys.stderr)
         sys.exit(1)
+    outcome = take_sweep_outcome()
+    if outcome is not None:
+        sweep_exit(outcome)

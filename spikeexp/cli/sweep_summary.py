@@ -7,8 +7,16 @@ the records under the sweep directory become ``summary.csv`` and ``summary.md``.
 
 A failing job must not abort the sweep: Hydra's basic sweeper re-raises the first job exception
 after the batch, which would also skip the summary. ``spikeexp-train`` therefore catches the
-exception of a job in a multirun (:func:`is_multirun`), logs it, stores it with
-:func:`record_job_failure` and returns ``None``; the job appears as ``failed`` with its error.
+exception of a job in a multirun (:func:`is_multirun`), reports it with
+:func:`spikeexp.cli.runner.record_job_failure` (one line on stderr, the traceback in the job's log
+and in ``job_error.txt``, whose last line is the one-line error) and returns ``None``; the job
+appears as ``failed`` with its error. A job that returns no finite value of the optimized metric
+counts as failed too.
+
+The callback also keeps the outcome of the jobs this invocation ran (records written since the
+sweep started: a continued Optuna study or a sweep re-run into the same directory lists older jobs
+in its summary too) for the command's exit code (:func:`take_sweep_outcome`,
+:func:`spikeexp.cli.runner.sweep_exit`).
 """
 
 from __future__ import annotations
@@ -18,8 +26,8 @@ import json
 import logging
 import math
 import time
-import traceback
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +54,30 @@ def is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def record_job_failure(error: BaseException) -> None:
-    """Log ``error`` with its traceback and store it as ``job_error.txt`` in the job's directory."""
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
-    log.error("job failed: %s: %s", type(error).__name__, error, exc_info=error)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / JOB_ERROR).write_text("".join(traceback.format_exception(error)))
+@dataclass(frozen=True)
+class SweepOutcome:
+    """How the jobs of one sweep invocation ended.
+
+    Attributes:
+        jobs: jobs this invocation ran.
+        failed: those of them that failed.
+        summary: the summary file (``summary.md`` in the sweep directory).
+    """
+
+    jobs: int
+    failed: int
+    summary: Path
+
+
+_last_outcome: SweepOutcome | None = None
+
+
+def take_sweep_outcome() -> SweepOutcome | None:
+    """The outcome of the sweep that ended last in this process (None if none), forgotten once
+    taken."""
+    global _last_outcome
+    outcome, _last_outcome = _last_outcome, None
+    return outcome
 
 
 def _overrides(lines: list[str]) -> dict[str, str]:
@@ -102,6 +128,10 @@ class SweepSummary(Callback):
 
     def __init__(self) -> None:
         self._started: float | None = None
+        self._before: dict[Path, int] = {}
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._before = _record_times(Path(config.hydra.sweep.dir))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = time.perf_counter()
@@ -127,6 +157,7 @@ class SweepSummary(Callback):
         (output_dir / JOB_RECORD).write_text(json.dumps(record, indent=2))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        global _last_outcome
         sweep_dir = Path(config.hydra.sweep.dir)
         records = collect_records(sweep_dir)
         if not records:
@@ -137,6 +168,22 @@ class SweepSummary(Callback):
         log.info(
             "sweep summary: %d jobs, %d failed -> %s", len(rows), failed, sweep_dir / SUMMARY_MD
         )
+        now = _record_times(sweep_dir)
+        ran = [
+            json.loads(path.read_text())
+            for path, written in now.items()
+            if self._before.get(path) != written
+        ]
+        _last_outcome = SweepOutcome(
+            jobs=len(ran),
+            failed=sum(record["status"] != "completed" for record in ran),
+            summary=sweep_dir / SUMMARY_MD,
+        )
+
+
+def _record_times(sweep_dir: Path) -> dict[Path, int]:
+    """The job records under ``sweep_dir`` and their modification times (ns)."""
+    return {path: path.stat().st_mtime_ns for path in sweep_dir.glob(f"**/{JOB_RECORD}")}
 
 
 def collect_records(sweep_dir: Path) -> list[dict[str, Any]]:

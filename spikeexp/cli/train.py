@@ -29,12 +29,13 @@ from omegaconf import DictConfig
 
 from spikeexp.cli.console import print_config, print_summary
 from spikeexp.cli.resume import checkpoint_to_resume
-from spikeexp.cli.runner import guarded, run_cli
-from spikeexp.cli.sweep_summary import is_multirun, record_job_failure
+from spikeexp.cli.runner import guarded, record_job_failure, run_cli
+from spikeexp.cli.sweep_summary import is_multirun
 from spikeexp.engine import build_experiment, build_test_trainer, build_trainer, plain
+from spikeexp.engine.origins import Origins
 from spikeexp.engine.validate import validate_config
 from spikeexp.runtime.allocator import keep_freed_memory
-from spikeexp.runtime.context import RunContext, set_run_context
+from spikeexp.runtime.context import RunContext, run_context, set_run_context
 from spikeexp.runtime.processes import (
     guard_ddp_relaunch,
     limit_torch_threads,
@@ -61,12 +62,20 @@ def set_context_from_hydra() -> None:
 def train(config: DictConfig) -> dict[str, float]:
     """Validate, seed, build, fit, test the best checkpoint; return the final metrics.
 
+    The composed (unresolved) ``config`` gives the validation pass its interpolation links, and
+    Hydra its group choices, so that errors name keys and groups as the user wrote them. Nothing
+    is written into the run directory before the experiment is built.
+
     The metrics are the last logged epoch values, ``test/*`` from the best checkpoint, and
     ``optimized_metric`` set to the best score seen by the checkpoint callback when it monitors
     that metric.
     """
     set_context_from_hydra()
-    spec = validate_config(guard_ddp_relaunch(plain(config), is_multirun()))
+    spec = validate_config(
+        guard_ddp_relaunch(plain(config), is_multirun()),
+        origins=Origins.of_config(config),
+        choices=run_context().choices,
+    )
     settings = spec.config
     if settings["keep_freed_memory"]:
         keep_freed_memory()
@@ -74,9 +83,9 @@ def train(config: DictConfig) -> dict[str, float]:
     limit_torch_threads(settings["torch_threads"])
     set_matmul_precision(settings["matmul_precision"])
     output_dir = Path(settings["paths"]["output_dir"])
+    experiment = build_experiment(spec)
     if rank_zero_only.rank == 0:
         print_config(settings, output_dir)
-    experiment = build_experiment(spec)
     trainer = build_trainer(spec)
     trainer.fit(
         experiment.module,
@@ -105,8 +114,9 @@ def train(config: DictConfig) -> dict[str, float]:
 def hydra_main(config: DictConfig) -> float | None:
     """The Hydra task: train; return ``optimized_metric`` for sweepers.
 
-    In a multirun a failing job is logged and recorded (``job_error.txt``) and returns None, so
-    the other jobs and the sweep summary still run (:mod:`spikeexp.cli.sweep_summary`)."""
+    In a multirun a failing job is reported in one line, its traceback goes to the job's log
+    (:func:`~spikeexp.cli.runner.record_job_failure`), and it returns None, so the other jobs and
+    the sweep summary still run (:mod:`spikeexp.cli.sweep_summary`)."""
     try:
         metrics = guarded(train, config)
     except Exception as error:

@@ -7,9 +7,9 @@ Shared by ``spikeexp-train``, ``spikeexp-eval`` and Python code that never touch
     trainer.fit(experiment.module, datamodule=experiment.datamodule)
 
 The config is validated once before the first object is built
-(:func:`spikeexp.engine.validate.validate_config`); the network is then built by propagating the
-encoder's output shape through every layer, so a mismatch is reported before training, naming the
-layer.
+(:func:`spikeexp.engine.validate.validate_config`, which also checks that task, encoder, topology
+and decoder fit together); the network is then built by propagating the encoder's output shape
+through every layer, so a mismatch is reported before training, naming the layer.
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ import torch
 from lightning.pytorch import Callback, LightningDataModule, Trainer
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from spikeexp.callbacks.backends import BackendReport
 from spikeexp.callbacks.reliability import reliability_callbacks
 from spikeexp.callbacks.sync import SyncEpochMetrics
-from spikeexp.engine.schema import ConfigError, locate, resolve_model, validate_neuron
+from spikeexp.engine.origins import Origins
+from spikeexp.engine.schema import ConfigError, locate, validate_neuron
 from spikeexp.engine.spiking_module import SpikingModule
 from spikeexp.engine.topology import build_network
 from spikeexp.engine.validate import (
@@ -53,10 +56,23 @@ class Experiment:
 
 
 def plain(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` resolved into plain dicts and lists (no OmegaConf objects)."""
-    if isinstance(config, DictConfig):
+    """``config`` resolved into plain dicts and lists (no OmegaConf objects).
+
+    A value that cannot be resolved (an interpolation of a missing key, a missing mandatory
+    value) is a one-line :class:`ConfigError` naming the key where it was written
+    (``trainer.max_epochs: Interpolation key 'nope' not found`` for ``trainer.max_epochs=${nope}``,
+    though ``scheduler.scheduler.T_max`` interpolating it is resolved first).
+    """
+    if not isinstance(config, DictConfig):
+        return dict(config)
+    try:
         return OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
-    return dict(config)
+    except OmegaConfBaseException as error:
+        raw = OmegaConf.to_container(config, resolve=False)
+        found = str(error.full_key or "")
+        key = Origins.of_config(raw).written_at(found, raw) if found else ""
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"{key}: {first}" if key else first) from error
 
 
 def network_from_config(
@@ -87,33 +103,23 @@ def _task(node: Mapping[str, Any], datamodule: LightningDataModule, decoder: Dec
 
 def build_experiment(config: RunSpec | DictConfig | Mapping[str, Any]) -> Experiment:
     """Validate ``config`` (unless it is a :class:`RunSpec` already) and build data, encoder,
-    network, task and the Lightning module."""
-    spec = config if isinstance(config, RunSpec) else validate_config(plain(config))
+    network, task and the Lightning module. Errors about interpolated values of a
+    ``DictConfig`` name the keys the values were written as."""
+    if isinstance(config, RunSpec):
+        spec = config
+    else:
+        spec = validate_config(plain(config), origins=Origins.of_config(config))
     config = spec.config
     datamodule = instantiate("data", config["data"])
     decoder_node = {key: value for key, value in config["decoder"].items() if key != "readout"}
     decoder = instantiate("decoder", decoder_node)
     task = _task(config["task"], datamodule, decoder)
     encoder = instantiate("encoder", config["encoder"])
-    try:
-        encoded_shape = tuple(encoder.output_shape(task.input_shape))
-    except ValueError as error:
-        raise ConfigError(
-            f"encoder {type(encoder).__name__} does not fit the task input shape "
-            f"{task.input_shape}: {error}"
-        ) from None
-    reads = "spikes" if task.readout_spiking else "voltages"
-    resolve_model(
-        "decoder.readout.model",
-        spec.readout["model"],
-        spiking=task.readout_spiking,
-        where=f"by a decoder that reads {reads}",
-    )
     network = build_network(
         spec.topology,
         spec.neurons,
         spec.readout,
-        encoded_shape,
+        spec.composition.encoded_shape,
         task.num_outputs,
         backend=spec.backend,
     )
@@ -155,6 +161,7 @@ def build_trainer(spec: RunSpec, **overrides: Any) -> Trainer:
     # Always on (spikeexp.callbacks.reliability, spikeexp.runtime.checkpoint): NaN/inf guard,
     # last.ckpt every N steps and on SIGTERM, atomic checkpoint writes and weights_only loads.
     callbacks += reliability_callbacks(config["last_checkpoint_every_n_steps"])
+    callbacks.append(BackendReport())  # logs each layer's time-loop backend once
     kwargs: dict[str, Any] = {
         "callbacks": callbacks,
         "logger": loggers or False,

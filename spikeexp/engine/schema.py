@@ -212,13 +212,27 @@ def merge_neuron(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[s
 # --------------------------------------------------------------------------- _target_ nodes
 
 
+def _type_hints(function: Callable[..., Any]) -> dict[str, Any]:
+    """The evaluated annotations of ``function``; where some name a type imported only for type
+    checkers, the others one by one (the unresolvable ones are left out)."""
+    try:
+        return typing.get_type_hints(function)
+    except Exception:
+        pass
+    hints = {}
+    namespace = {**vars(typing), **getattr(function, "__globals__", {})}
+    for name, annotation in inspect.get_annotations(function).items():
+        try:
+            hints[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation
+        except Exception:  # a name only type checkers see: fall back to the default's type
+            continue
+    return hints
+
+
 def _signature(target: Callable[..., Any]) -> tuple[dict[str, inspect.Parameter], dict, bool]:
     function = target.__init__ if inspect.isclass(target) else target
     signature = inspect.signature(function)
-    try:
-        hints = typing.get_type_hints(function)
-    except Exception:  # unresolvable annotations: fall back to the defaults' types
-        hints = {}
+    hints = _type_hints(function)
     params = {n: p for n, p in signature.parameters.items() if n not in ("self", "args")}
     open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     params = {n: p for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}

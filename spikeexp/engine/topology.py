@@ -32,8 +32,9 @@ synaptic input ``I = s (W x + b)``, for ``recurrent`` layers the input spikes. N
 scales its second convolution by 10 so that its sparse spikes drive the next layer. Shapes are
 propagated through every layer while building, so a mismatch is reported before training with
 the layer's name. A new topology is a schema dataclass (its fields are the config keys; ``check``
-validates the values, ``spiking_layers`` names its spiking layers) and a builder, registered in
-:data:`TOPOLOGIES`.
+validates the values, ``spiking_layers`` names its spiking layers, an optional class attribute
+``input_dims`` naming the per-step input dimensions it needs, checked against the task and
+encoder by the validation pass) and a builder, registered in :data:`TOPOLOGIES`.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -100,6 +101,9 @@ class MLPTopology:
 @dataclass
 class ConvTopology:
     """``conv``: conv/pool stages (``channels``), then dense spiking layers (``hidden``)."""
+
+    input_dims: ClassVar[tuple[str, ...]] = ("channels", "height", "width")
+    """The per-step input the stages take."""
 
     type: str = "conv"
     channels: list[int] = field(default_factory=lambda: [16, 32])

@@ -3,11 +3,19 @@
 :func:`validate_config` checks every section of a resolved training config once and returns a
 :class:`RunSpec`: the config with the defaults of optional sections filled in, plus the parts the
 builders need in checked, typed form (the topology schema, each spiking layer's neuron, the
-readout, the regularisation). The builders (:mod:`spikeexp.engine.topology`,
-:mod:`spikeexp.engine.experiment`) take those and check nothing again. Every problem is a
-one-line :class:`~spikeexp.engine.schema.ConfigError` naming the key, the bad value and what is
-valid. The library's modules keep checking their own constructor arguments, as any PyTorch module
-does, for code that builds them directly.
+readout, the regularisation, what the task needs and the network's input shape). The builders
+(:mod:`spikeexp.engine.topology`, :mod:`spikeexp.engine.experiment`) take those and check nothing
+again. Every problem is a one-line :class:`~spikeexp.engine.schema.ConfigError` naming the key,
+the bad value and what is valid. The library's modules keep checking their own constructor
+arguments, as any PyTorch module does, for code that builds them directly.
+
+The pass ends with the compatibility of task, encoder, topology and decoder
+(:mod:`spikeexp.engine.compatibility`): it constructs the data module (which reads no data) and
+the encoder to ask them, and refuses a composition that cannot work, naming the groups and a
+working alternative. Given the interpolation links of the unresolved config
+(:class:`~spikeexp.engine.origins.Origins`), an error about a value that reached its key by
+interpolation names the key the value was written as (``trainer.max_epochs``, not
+``scheduler.scheduler.T_max``).
 
 What a plain config needs (a mapping, e.g. ``OmegaConf.to_container`` of a composed config or a
 dict written by hand, see ``examples/engine_from_dict.py``): the sections of
@@ -22,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from spikeexp.engine.compatibility import Composition, check_composition
+from spikeexp.engine.origins import Origins
 from spikeexp.engine.schema import (
     ConfigError,
     check_keys,
@@ -76,6 +86,8 @@ DEFAULTS: dict[str, Any] = {
 SCHEDULER_KEYS = ("scheduler", "interval", "frequency", "monitor")
 MATMUL_PRECISIONS = ("highest", "high", "medium")
 """Values of ``matmul_precision`` (``torch.set_float32_matmul_precision``)."""
+MAX_SEED = 2**32 - 1
+"""The largest seed NumPy (and so ``seed_everything``) accepts."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,7 @@ class RunSpec:
         readout: constructor arguments of the readout layer (``decoder.readout``).
         regularization: the rate regularisers.
         backend: the time-loop backend (``unroll.backend``).
+        composition: what the task needs and the network's per-step input shape.
     """
 
     config: dict[str, Any]
@@ -97,6 +110,7 @@ class RunSpec:
     readout: dict[str, Any]
     regularization: Regularization
     backend: str
+    composition: Composition
 
 
 def entries(section: str, node: Any) -> dict[str, Any]:
@@ -126,6 +140,8 @@ def _check_top_level(config: Mapping[str, Any]) -> None:
     if config["seq_length"] < 1:
         raise ConfigError(f"seq_length must be >= 1 (got {config['seq_length']})")
     check_type("seed", config["seed"], int)
+    if not 0 <= config["seed"] <= MAX_SEED:
+        raise ConfigError(f"seed must be in [0, {MAX_SEED}] (got {config['seed']})")
     check_type("task_name", config["task_name"], str)
     check_type("test", config["test"], bool)
     check_type("keep_freed_memory", config["keep_freed_memory"], bool)
@@ -218,9 +234,31 @@ def _check_groups(config: Mapping[str, Any]) -> None:
             validate_target(f"{group}.{name}", entry)
 
 
-def validate_config(config: Mapping[str, Any]) -> RunSpec:
+def validate_config(
+    config: Mapping[str, Any],
+    origins: Origins | None = None,
+    choices: Mapping[str, str] | None = None,
+) -> RunSpec:
     """Check every section of a resolved, plain training config once (see the module docstring);
-    raise :class:`ConfigError` on the first problem."""
+    raise :class:`ConfigError` on the first problem.
+
+    Args:
+        config: the resolved config as plain data.
+        origins: the interpolation links of the unresolved config, so that errors name the keys
+            values were written as (none: errors name the keys where values were found).
+        choices: the option chosen in each config group on the command line (``{"task":
+            "memory", ...}``), so that compatibility errors name groups as the user chose them.
+    """
+    try:
+        return _validate(config, choices or {})
+    except ConfigError as error:
+        explained = (origins or Origins()).explain(error, config)
+        if explained is error:
+            raise
+        raise explained from error
+
+
+def _validate(config: Mapping[str, Any], choices: Mapping[str, str]) -> RunSpec:
     if not isinstance(config, Mapping):
         raise ConfigError(f"a run config must be a mapping (got {type(config).__name__})")
     filled = {**DEFAULTS, **config}
@@ -244,4 +282,5 @@ def validate_config(config: Mapping[str, Any]) -> RunSpec:
                 f"valid: {', '.join(spiking)}"
             )
         validate_dataclass(f"regularization.layers.{layer}", override, LayerRegularization)
-    return RunSpec(filled, topology, neurons, readout, regularization, backend)
+    composition = check_composition(filled, choices)
+    return RunSpec(filled, topology, neurons, readout, regularization, backend, composition)

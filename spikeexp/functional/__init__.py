@@ -14,6 +14,7 @@ from spikeexp.functional.neurons.izhikevich import (
     izhikevich_step,
 )
 from spikeexp.functional.neurons.li import LIParameters, LIState, li_step
+from spikeexp.functional.neurons.li_box import LIBoxParameters, LIBoxState, li_box_step
 from spikeexp.functional.neurons.lif import LIFParameters, LIFState, lif_step
 from spikeexp.functional.neurons.lif_adex import LIFAdExParameters, LIFAdExState, lif_adex_step
 from spikeexp.functional.neurons.lif_box import LIFBoxParameters, LIFBoxState, lif_box_step
@@ -28,6 +29,8 @@ __all__ = [
     "IAFState",
     "IzhikevichParameters",
     "IzhikevichState",
+    "LIBoxParameters",
+    "LIBoxState",
     "LIFAdExParameters",
     "LIFAdExState",
     "LIFBoxParameters",
@@ -44,6 +47,7 @@ __all__ = [
     "iaf_step",
     "izhikevich_preset",
     "izhikevich_step",
+    "li_box_step",
     "li_step",
     "lif_adex_step",
     "lif_box_step",

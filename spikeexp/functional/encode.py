@@ -58,7 +58,7 @@ def check_rate(f_max: float, dt: float) -> None:
     if f_max * dt > 1.0:
         raise ValueError(
             f"f_max * dt must be <= 1 (a spike probability per step; got f_max={f_max:g} Hz, "
-            f"dt={dt:g} s; use f_max <= {1.0 / dt:g})"
+            f"dt={dt:g} s; use f_max <= {1.0 / dt:g} or dt <= {1.0 / f_max:g})"
         )
 
 

@@ -70,8 +70,9 @@ def check_rate_constant(name: str, rate_inv: Number, dt: float) -> None:
     check_positive(name, rate_inv)
     if _max(rate_inv) * dt >= 1.0:
         raise ValueError(
-            f"dt * {name} must be < 1 for a stable Euler step "
-            f"(got dt={dt:g}, {name}={_describe(rate_inv)}; use {name} < {1.0 / dt:g})"
+            f"dt * {name} must be < 1 for a stable Euler step (got dt={dt:g}, "
+            f"{name}={_describe(rate_inv)}; use {name} < {1.0 / dt:g} or dt < "
+            f"{1.0 / _max(rate_inv):g})"
         )
 
 

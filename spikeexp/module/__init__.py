@@ -36,6 +36,8 @@ from spikeexp.module.neurons import (
     IzhikevichCell,
     IzhikevichRecurrent,
     IzhikevichRecurrentCell,
+    LIBox,
+    LIBoxCell,
     LICell,
     LIFAdEx,
     LIFAdExCell,
@@ -55,7 +57,7 @@ from spikeexp.module.neurons import (
     PLIFRecurrent,
     PLIFRecurrentCell,
 )
-from spikeexp.module.pool import FusedMaxPool2d
+from spikeexp.module.pool import FusedMaxPool2d, SumPool2d
 from spikeexp.module.readout import LILinear, LILinearCell
 
 __all__ = [
@@ -78,6 +80,8 @@ __all__ = [
     "IzhikevichCell",
     "IzhikevichRecurrent",
     "IzhikevichRecurrentCell",
+    "LIBox",
+    "LIBoxCell",
     "LICell",
     "LIFAdEx",
     "LIFAdExCell",
@@ -116,4 +120,5 @@ __all__ = [
     "SpikeLatencyEncoder",
     "SpikeLinear",
     "SpikingNetwork",
+    "SumPool2d",
 ]

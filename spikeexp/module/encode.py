@@ -13,7 +13,7 @@ stream.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -41,7 +41,14 @@ __all__ = [
 
 
 class Encoder(nn.Module):
-    """Base of the encoders: a sequence length ``T`` (steps, >= 1) and ``output_shape``."""
+    """Base of the encoders: a sequence length ``T`` (steps, >= 1) and ``output_shape``.
+
+    An encoder turns a static sample into ``T`` steps; ``sequence_input`` (``False``) tells the
+    validation pass so, and a task whose data are sequences already is refused with it.
+    """
+
+    sequence_input: ClassVar[bool] = False
+    """Whether the encoder takes sequences ``[batch, T, ...]`` (else static samples)."""
 
     def __init__(self, seq_length: int) -> None:
         super().__init__()
@@ -299,6 +306,8 @@ class PreEncoded(nn.Module):
     The input ``[batch, T, ...]`` (batch-first, as every task's ``inputs`` is) is returned as the
     time-first view ``[T, batch, ...]``, without a copy. The sequence length is the task's.
     """
+
+    sequence_input: ClassVar[bool] = True
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Per-sample ``(T, *features)`` in, ``features`` out (time is not a sample dimension)."""

@@ -20,18 +20,27 @@ from spikeexp.module.container import SequentialState
 
 
 class Scale(nn.Module):
-    """Multiply the input by a constant ``factor`` (dimensionless): ``y = factor * x``."""
+    """Multiply the input by a constant ``factor`` (dimensionless): ``y = factor * x``.
+
+    ``factor`` is a number, or a tensor that broadcasts against the trailing (per-sample)
+    dimensions of the input, e.g. one factor per neuron ``[features]`` (held as a buffer).
+    """
 
     time_invariant = True  # see spikeexp.module.container.is_time_invariant
 
-    def __init__(self, factor: float) -> None:
+    def __init__(self, factor: float | torch.Tensor) -> None:
         super().__init__()
-        self.factor = float(factor)
+        if isinstance(factor, torch.Tensor) and factor.numel() > 1:
+            self.register_buffer("factor", factor.detach().clone())
+        else:
+            self.factor = float(factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.factor
 
     def extra_repr(self) -> str:
+        if isinstance(self.factor, torch.Tensor):
+            return f"factor=tensor of shape {list(self.factor.shape)}"
         return f"factor={self.factor:g}"
 
 

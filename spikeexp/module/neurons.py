@@ -17,7 +17,17 @@ class                 runs
 
 from __future__ import annotations
 
-from spikeexp.functional.neurons import iaf, izhikevich, li, lif, lif_adex, lif_box, lsnn, plif
+from spikeexp.functional.neurons import (
+    iaf,
+    izhikevich,
+    li,
+    li_box,
+    lif,
+    lif_adex,
+    lif_box,
+    lsnn,
+    plif,
+)
 from spikeexp.module.neuron import (
     NeuronCell,
     NeuronRecurrent,
@@ -64,6 +74,14 @@ class LICell(NeuronCell, model=li.MODEL):
 
 class LI(NeuronSequence, model=li.MODEL):
     """Leaky integrators (non-spiking readout) over a sequence."""
+
+
+class LIBoxCell(NeuronCell, model=li_box.MODEL):
+    """Leaky integrators without synaptic current (non-spiking readout), one step."""
+
+
+class LIBox(NeuronSequence, model=li_box.MODEL):
+    """Leaky integrators without synaptic current (non-spiking readout) over a sequence."""
 
 
 class LIFCell(NeuronCell, model=lif.MODEL):

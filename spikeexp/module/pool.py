@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional
 
 from spikeexp.functional.fused.pool import max_pool2d
 
@@ -19,3 +20,26 @@ class FusedMaxPool2d(nn.MaxPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return max_pool2d(x, self.kernel_size)
+
+
+class SumPool2d(nn.AvgPool2d):
+    """Sum over each window of ``[batch, C, H, W]``: :math:`y = \\sum_{window} x`.
+
+    ``nn.AvgPool2d`` with divisor 1 (exact sums, no division); padding adds zeros. Arguments as
+    ``nn.AvgPool2d``: ``kernel_size``, ``stride`` (default: the kernel size), ``padding``.
+    """
+
+    time_invariant = True  # see spikeexp.module.container.is_time_invariant
+
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding, divisor_override=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return functional.avg_pool2d(
+            x, self.kernel_size, self.stride, self.padding, divisor_override=1
+        )

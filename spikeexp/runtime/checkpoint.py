@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import secrets
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +28,8 @@ import torch
 from lightning.fabric.utilities.types import _MAP_LOCATION_TYPE, _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
+
+from spikeexp.runtime.atomic import atomic_write
 
 MAX_LISTED = 3
 
@@ -40,39 +41,18 @@ class CheckpointError(ValueError):
 def atomic_save(checkpoint: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     """Save ``checkpoint`` with ``torch.save`` so that ``path`` is either old or complete.
 
-    The bytes go to a temporary file in the same folder (same file system, so the rename is
-    atomic), which is flushed and synced to disk before ``os.replace`` moves it over ``path``; the
-    folder is synced afterwards so the rename itself survives a power loss.
+    The bytes go to a temporary file in the same folder, synced to disk before it replaces
+    ``path`` (:func:`spikeexp.runtime.atomic.atomic_write`).
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    # os.open (not mkstemp) so that the file gets the usual umask-based permissions.
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
+
+    def write(temporary: Path) -> None:
+        # os.open with O_EXCL (not mkstemp) so that the file gets the usual umask-based
+        # permissions.
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(handle, "wb") as stream:
             torch.save(checkpoint, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _sync_folder(target.parent)
 
-
-def _sync_folder(folder: Path) -> None:
-    """``fsync`` a folder so that a rename inside it is durable (no-op where unsupported)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    atomic_write(path, write)
 
 
 def load_checkpoint_file(

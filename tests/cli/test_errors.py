@@ -63,7 +63,7 @@ def _assert_one_line_error(code: int, stderr: str, *fragments: str) -> None:
 
 
 BAD_VALUES = {
-    "unknown option": (["neuron=lfi"], ["neuron=lfi", "valid: iaf, izhikevich, li, lif"]),
+    "unknown option": (["neuron=lfi"], ["neuron=lfi", "valid: iaf, izhikevich, li, li_box, lif"]),
     "unknown top-level key": (
         ["foo.bar=1"],
         ["unknown key foo.bar; valid keys of the config: task_name, dt, seq_length", "+foo.bar="],
@@ -94,9 +94,52 @@ BAD_VALUES = {
         ["decoder.readout.model=lif"],
         ["decoder.readout.model=lif", "valid: li"],
     ),
+    "value reaching another key by interpolation": (
+        ["trainer.max_epochs=abc"],
+        [
+            "error: trainer.max_epochs must be an integer (got 'abc')",
+            "scheduler.scheduler.T_max = ${trainer.max_epochs}",
+        ],
+    ),
+    "interpolation of a missing key": (
+        ["trainer.max_epochs=${nope}"],
+        ["error: trainer.max_epochs: Interpolation key 'nope' not found"],
+    ),
+    "key removed that another key interpolates": (
+        ["~trainer.max_epochs"],
+        ["error: scheduler.scheduler.T_max: Interpolation key 'trainer.max_epochs' not found"],
+    ),
+    "top-level seed": (["seed=abc"], ["error: seed must be an integer (got 'abc')"]),
+    "seed out of range": (["seed=-1"], ["error: seed must be in [0, 4294967295] (got -1)"]),
+    "top-level dt": (["dt=abc"], ["error: dt must be a number (got 'abc')"]),
+    "top-level seq_length": (["seq_length=1.5"], ["seq_length must be an integer (got 1.5)"]),
+    "dt too long for the neurons": (
+        ["dt=0.5"],
+        ["dt * tau_syn_inv must be < 1", "dt < 0.005", "neuron.dt = ${dt}"],
+    ),
+    "dt too long for the encoder's rate": (
+        ["encoder=poisson", "dt=0.1", "neuron=iaf", "decoder=spike_count"],
+        ["encoder: f_max * dt must be <= 1", "encoder.dt = ${dt}"],
+    ),
+    "sequence task with an encoder": (
+        ["task=memory", "topology=mlp"],
+        ["error: task=memory provides sequences of 2400 steps", "encoder=constant_current"],
+    ),
+    "static task without an encoder": (
+        ["encoder=none"],
+        ["task=digits gives static samples of shape (1, 8, 8)", "use encoder=constant_current"],
+    ),
+    "per-step vectors into a conv topology": (
+        ["task=memory", "encoder=none", "topology=conv"],
+        ["error: topology=conv needs input [channels, height, width]", "use topology=mlp"],
+    ),
+    "spiking readout for a task that reads voltages": (
+        ["task=memory", "encoder=none", "topology=recurrent", "decoder=spike_count"],
+        ["error: task=memory reads the voltage", "decoder=spike_count", "use decoder=last_voltage"],
+    ),
     "encoder output does not fit the topology": (
         ["topology=conv", "encoder=population", "encoder.layout=flat"],
-        ["topology conv needs image input", "(512,)"],
+        ["topology=conv needs input [channels, height, width]", "encoder=population", "(512,)"],
     ),
 }
 
@@ -188,12 +231,12 @@ def test_modules_state_the_expected_layout() -> None:
         MaxOverTime()(torch.zeros(2, 4))
 
 
-def _command(argument: str, cwd: Path, full_error: bool) -> subprocess.Popen:
+def _command(arguments: list[str], cwd: Path, full_error: bool) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     if full_error:
         env["HYDRA_FULL_ERROR"] = "1"
     return subprocess.Popen(
-        ["spikeexp-train", argument],
+        ["spikeexp-train", *arguments],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -203,14 +246,22 @@ def _command(argument: str, cwd: Path, full_error: bool) -> subprocess.Popen:
 
 
 def test_command_exit_code_one_line_and_traceback_with_hydra_full_error(tmp_path: Path) -> None:
-    # The real console script, twice at once (each spends most of its time importing).
-    plain = _command("neuron.v_th=-0.5", cwd=tmp_path, full_error=False)
-    full = _command("neuron=lfi", cwd=tmp_path, full_error=True)
+    # The real console script, three times at once (each spends most of its time importing).
+    plain = _command(["neuron.v_th=-0.5"], cwd=tmp_path, full_error=False)
+    full = _command(["neuron=lfi"], cwd=tmp_path, full_error=True)
+    memory = _command(["task=memory", "topology=mlp"], cwd=tmp_path, full_error=False)
     _, plain_stderr = plain.communicate(timeout=300)
     _, full_stderr = full.communicate(timeout=300)
+    _, memory_stderr = memory.communicate(timeout=300)
     assert plain.returncode == 1
     assert plain_stderr.strip().splitlines() == [
         "error: neuron: v_th must be > v_reset (got v_th=-0.5, v_reset=0)"
+    ]
+    # A composition that cannot work is refused before the run starts.
+    assert memory.returncode == 1
+    assert memory_stderr.strip().splitlines() == [
+        "error: task=memory provides sequences of 2400 steps of shape (20,) itself, but "
+        "encoder=constant_current makes seq_length steps of static samples; use encoder=none"
     ]
     # The run directory is gone; only its empty parent outputs/<date>/ may stay.
     assert not [path for path in tmp_path.rglob("*") if path.is_file()]

@@ -8,11 +8,19 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
-from spikeexp.cli.sweep_summary import summary_rows
+from spikeexp.cli.sweep_summary import (
+    JOB_RECORD,
+    SweepOutcome,
+    SweepSummary,
+    summary_rows,
+    take_sweep_outcome,
+)
 
 APP = Path(__file__).parents[1] / "sweep_app.py"
 SUMMARY = "+hydra.callbacks.summary._target_=spikeexp.cli.sweep_summary.SweepSummary"
@@ -25,12 +33,14 @@ TINY_TRAINING = [
 ]
 
 
-def run(command: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+def run(
+    command: list[str], cwd: Path, timeout: int = 600, code: int = 0
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         command, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == code, result.stdout + result.stderr
     return result
 
 
@@ -105,6 +115,7 @@ def test_spikeexp_train_grid_sweep_summary(tmp_path: Path) -> None:
             f"hydra.sweep.dir={sweep_dir}",
         ],
         cwd=tmp_path,
+        code=2,  # some jobs failed
     )
     rows = read_summary(sweep_dir)
     assert [(row["neuron"], row["optimizer.lr"]) for row in rows] == [
@@ -122,3 +133,28 @@ def test_spikeexp_train_grid_sweep_summary(tmp_path: Path) -> None:
             assert float(row["val/acc"]) == metrics["val/acc"]
             assert float(row["test/acc"]) == metrics["test/acc"]
             assert float(row["value"]) == metrics["val/acc"]
+
+
+def _write_record(folder: Path, job: int, status: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    error = "" if status == "completed" else "E: boom"
+    record = {"job": job, "status": status, "overrides": {"x": str(job)}, "value": None,
+              "metrics": {}, "wall_time_s": 1.0, "error": error}  # fmt: skip
+    (folder / JOB_RECORD).write_text(json.dumps(record))
+
+
+def test_the_outcome_counts_the_jobs_of_this_invocation_only(tmp_path: Path) -> None:
+    """A continued study or a sweep re-run into the same folder: older failed jobs stay in the
+    summary but do not decide the exit code."""
+    _write_record(tmp_path / "0", 0, "failed")
+    _write_record(tmp_path / "1", 1, "failed")
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    callback = SweepSummary()
+    callback.on_multirun_start(config)
+    time.sleep(0.01)
+    _write_record(tmp_path / "1", 1, "completed")  # re-run
+    _write_record(tmp_path / "2", 2, "completed")  # new
+    callback.on_multirun_end(config)
+    assert take_sweep_outcome() == SweepOutcome(jobs=2, failed=0, summary=tmp_path / "summary.md")
+    assert take_sweep_outcome() is None
+    assert [row["status"] for row in read_summary(tmp_path)] == ["failed", "completed", "completed"]

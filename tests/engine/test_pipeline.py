@@ -48,7 +48,12 @@ NOT_TRAINED = {
 }
 NOT_TRAINED_GROUPS = {"launcher", "hparams_search"}
 # Options that must be refused with a clear error in the default (feed-forward) network.
-REFUSED = {("neuron", "li"): "neuron.model=li is a non-spiking model"}
+REFUSED = {
+    ("neuron", "li"): "neuron.model=li is a non-spiking model",
+    ("neuron", "li_box"): "neuron.model=li_box is a non-spiking model",
+    ("encoder", "none"): "encoder=none takes sequences",
+    ("task", "sequential_digits"): r"provides sequences of 64 steps of shape \(1,\) itself",
+}
 IDX_TASKS = {"mnist", "fashion_mnist", "mnist_conv", "fashion_mnist_conv"}
 
 
@@ -126,7 +131,8 @@ def test_conv_topology_needs_images(tmp_path: Path, compose_run) -> None:
             f"paths.output_dir={tmp_path}",
         ]
     )
-    with pytest.raises(ConfigError, match=r"topology conv needs image input.*\(512,\)"):
+    message = r"topology.type=conv needs input \[channels, height, width\] .* shape \(512,\)"
+    with pytest.raises(ConfigError, match=message):
         build_experiment(config)
 
 

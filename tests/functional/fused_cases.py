@@ -25,6 +25,9 @@ from spikeexp.functional.unroll import (
 )
 
 LIF, LSNN, LI = MODELS["lif"], MODELS["lsnn"], MODELS["li"]
+DEVICE = torch.device("cpu")
+"""Where the cases run (``tests/functional/test_gpu.py`` sets CUDA); data are drawn on the CPU
+and moved there, so every device sees the same numbers."""
 FORWARD_TOL = 1e-6
 GRAD_TOL = 1e-5
 BF16_TOL = 2.0**-7  # two bfloat16 roundings of a gradient
@@ -47,7 +50,7 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: float, what:
 
 def _loss(out: torch.Tensor, final: Sequence[torch.Tensor]) -> torch.Tensor:
     """A loss on every output step (spike counts against a target) and the final state."""
-    target = torch.linspace(0.0, 3.0, out[0].numel()).reshape(out.shape[1:])
+    target = torch.linspace(0.0, 3.0, out[0].numel(), device=out.device).reshape(out.shape[1:])
     loss = ((out.float().sum(0) - target) ** 2).mean()
     return loss + sum((0.3 + k) * t.float().pow(2).mean() for k, t in enumerate(final))
 
@@ -106,6 +109,12 @@ def _through_an_operator(run: Callable[[], Any]) -> Any:
     return result
 
 
+def on_device(p: Any) -> Any:
+    """A parameter tuple with its tensors on :data:`DEVICE`."""
+    tensors = {k: v.to(DEVICE) for k, v in p._asdict().items() if isinstance(v, torch.Tensor)}
+    return p._replace(**tensors)
+
+
 def feed_forward_input(
     shape: tuple[int, ...], dtype: torch.dtype = torch.float32, layout: str = "contiguous"
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,18 +123,19 @@ def feed_forward_input(
     ``[T, B, H, W, C]``, ``transposed``: time not outermost in memory)."""
     generator = torch.Generator().manual_seed(7)
     if layout == "constant":
-        leaf = (torch.randn(shape[1:], generator=generator) * 4 + 1).to(dtype).requires_grad_()
+        leaf = (torch.randn(shape[1:], generator=generator) * 4 + 1).to(DEVICE, dtype)
+        leaf.requires_grad_()
         return leaf, leaf.unsqueeze(0).expand(shape)
     if layout == "channels_last":
         steps, batch, channels, height, width = shape
         data = torch.randn(steps, batch, height, width, channels, generator=generator) * 4 + 1
-        leaf = data.to(dtype).requires_grad_()
+        leaf = data.to(DEVICE, dtype).requires_grad_()
         return leaf, leaf.permute(0, 1, 4, 2, 3)
     if layout == "transposed":
         data = torch.randn(shape[1], shape[0], *shape[2:], generator=generator) * 4 + 1
-        leaf = data.to(dtype).requires_grad_()
+        leaf = data.to(DEVICE, dtype).requires_grad_()
         return leaf, leaf.transpose(0, 1)
-    leaf = (torch.randn(shape, generator=generator) * 4 + 1).to(dtype).requires_grad_()
+    leaf = (torch.randn(shape, generator=generator) * 4 + 1).to(DEVICE, dtype).requires_grad_()
     return leaf, leaf
 
 
@@ -145,7 +155,9 @@ def state_leaves(model, p, like: torch.Tensor, dtype=torch.float32) -> Any:
     rest = model.initial_state(p, like.to(dtype))
     return type(rest)(
         *(
-            (t + torch.rand(t.shape, generator=generator, dtype=dtype) * 0.5).requires_grad_()
+            (
+                t + torch.rand(t.shape, generator=generator, dtype=dtype).to(t.device) * 0.5
+            ).requires_grad_()
             for t in rest
         )
     )
@@ -169,10 +181,13 @@ def check_feed_forward(
     state = state_leaves(model, p, x[0].detach(), state_dtype)
     params = {name: getattr(p, name) for name in learnable}
     params = {
-        name: torch.as_tensor(value, dtype=state_dtype).expand(shape[-1]).clone().requires_grad_()
+        name: torch.as_tensor(value, dtype=state_dtype, device=DEVICE)
+        .expand(shape[-1])
+        .clone()
+        .requires_grad_()
         for name, value in params.items()
     }
-    p = p._replace(**params)
+    p = on_device(p)._replace(**params)
     leaves = [leaf, *state, *params.values()]
     fused = model.fused_sequence
     compare(
@@ -197,14 +212,17 @@ def check_recurrent(
 ) -> None:
     """A recurrent layer against the reference loop (gradients of the weights and the state)."""
     generator = torch.Generator().manual_seed(2)
-    x = (torch.rand(steps, batch, inputs, generator=generator) < 0.3).to(dtype)
-    w_in = (torch.randn(hidden, inputs, generator=generator, dtype=dtype) * 1.5).requires_grad_()
+    x = (torch.rand(steps, batch, inputs, generator=generator) < 0.3).to(DEVICE, dtype)
+    w_in = torch.randn(hidden, inputs, generator=generator, dtype=dtype) * 1.5
+    w_in = w_in.to(DEVICE).requires_grad_()
     w_rec = torch.randn(hidden, hidden, generator=generator, dtype=dtype) * 0.6
-    w_rec.requires_grad_()
+    w_rec = w_rec.to(DEVICE).requires_grad_()
+    p = on_device(p)
     if nonfinite:  # NaN currents early, infinite ones (of both signs) at the last step
         x[1, 0, :] = math.nan
         x[-1, -1, 0] = math.inf
-    z0 = (torch.rand(batch, hidden, generator=generator) < 0.5).to(dtype).requires_grad_()
+    z0 = (torch.rand(batch, hidden, generator=generator) < 0.5).to(DEVICE, dtype)
+    z0.requires_grad_()
     neuron = state_leaves(model, p, z0.detach(), dtype)
     state = RecurrentState(z0, neuron)
     leaves = [w_in, w_rec, z0, *neuron]
@@ -223,22 +241,22 @@ def check_recurrent_bfloat16(mode: str, method: str = "super", hidden: int = 11)
     generator = torch.Generator().manual_seed(4)
     steps, batch = 20, 3
     projected = torch.randn(steps, batch, hidden, generator=generator) * 3 + 0.5
-    projected = projected.bfloat16().requires_grad_()
-    w_rec = (torch.randn(hidden, hidden, generator=generator) * 0.6).requires_grad_()
+    projected = projected.to(DEVICE, torch.bfloat16).requires_grad_()
+    w_rec = (torch.randn(hidden, hidden, generator=generator) * 0.6).to(DEVICE).requires_grad_()
     adaptive = mode != "lif"
     model = LSNN if adaptive else LIF
     p = model.parameters(method=method, alpha=20.0)
     if adaptive:
         p = p._replace(adaptation=mode, beta=0.3 if mode == "norse" else 30.0, tau_adapt_inv=50.0)
-    z0 = torch.zeros(batch, hidden)
+    z0 = torch.zeros(batch, hidden, device=DEVICE)
     neuron = model.initial_state(p, z0)
-    identity = torch.eye(hidden)
+    identity = torch.eye(hidden, device=DEVICE)
 
     def fused():
         rates = [p.tau_mem_inv, p.tau_syn_inv, p.tau_adapt_inv if adaptive else 0.0]
         others = [p.v_leak, p.v_th, p.v_reset, p.beta if adaptive else 0.0]
-        params = [torch.full((batch, hidden), 1e-3 * r) for r in rates]
-        params += [torch.full((batch, hidden), float(value)) for value in others]
+        params = [torch.full((batch, hidden), 1e-3 * r, device=DEVICE) for r in rates]
+        params += [torch.full((batch, hidden), float(value), device=DEVICE) for value in others]
         b0 = neuron[2] if adaptive else None
         z, zf, v, i, b, _ = ops.recurrent_sequence(
             projected, w_rec, z0, neuron[0], neuron[1], b0, *params,
@@ -263,7 +281,8 @@ def check_max_pool(x: torch.Tensor, size: int) -> None:
 
     generator = torch.Generator().manual_seed(1)
     out_shape = torch.nn.functional.max_pool2d(x.float(), size).shape
-    grad = torch.randn(out_shape, generator=generator).to(x.dtype)
+    grad = torch.randn(out_shape, generator=generator).to(DEVICE, x.dtype)
+    x = x.to(DEVICE)
     results = []
     for pool in (max_pool2d, torch.nn.functional.max_pool2d):
         leaf = x.detach().clone().requires_grad_()

@@ -15,6 +15,7 @@ from torch import nn
 from spikeexp.cli.eval import hydra_main as eval_main
 from spikeexp.cli.runner import run_cli
 from spikeexp.cli.train import hydra_main as train_main
+from spikeexp.runtime.atomic import atomic_write
 from spikeexp.runtime.checkpoint import (
     CheckpointError,
     SafeCheckpointIO,
@@ -258,3 +259,20 @@ def test_eval_of_a_good_run_works(trained_run: Path, eval_cli, tmp_path: Path) -
     assert code is None
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert 0.0 <= report["metrics"]["test/acc"] <= 1.0
+
+
+def test_atomic_write_leaves_nothing_when_the_writer_fails(tmp_path: Path) -> None:
+    def failing(temporary: Path) -> None:
+        temporary.write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    target = tmp_path / "model.bin"
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(target, failing)
+    assert list(tmp_path.iterdir()) == []
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        atomic_write(target, failing)
+    assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
+    atomic_write(target, lambda temporary: temporary.write_bytes(b"new"))
+    assert target.read_bytes() == b"new" and list(tmp_path.iterdir()) == [target]

@@ -9,7 +9,6 @@ reference loops instead.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import os
 from typing import Any
@@ -49,12 +48,8 @@ def kernels_available(device_type: str) -> bool:
         return kernels() is not None
     if device_type == "cuda":
         enabled = os.environ.get("SPIKEEXP_FUSED_KERNELS", "1") != "0"
-        return enabled and triton_importable() and _module_exists("spikeexp.functional.fused.gpu")
+        return enabled and triton_importable()
     return False
-
-
-def _module_exists(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
 
 
 def kernel_applies(x: torch.Tensor, tensors: list[Any]) -> bool:
@@ -71,6 +66,18 @@ def kernel_applies(x: torch.Tensor, tensors: list[Any]) -> bool:
         if value.device != x.device or (value.is_floating_point() and value.dtype not in allowed):
             return False
     return kernels_available(x.device.type)
+
+
+def feed_forward_applies(x: torch.Tensor, values: list[Any], record_states: bool) -> bool:
+    """A feed-forward sequence operator can run ``x`` with these parameter and state
+    ``values``: no recorded states, :func:`kernel_applies`, and every value broadcasts to the
+    state shape ``x.shape[1:]``."""
+    shape = x.shape[1:]
+    return (
+        not record_states
+        and kernel_applies(x, values)
+        and all(broadcasts_to(value, shape) for value in values)
+    )
 
 
 def broadcasts_to(value: Any, shape: torch.Size) -> bool:
@@ -230,6 +237,18 @@ def time_rows(
         return (step.contiguous() if like is None else laid_out_like(step, like[0], dtype)), 0
     grad = grad.contiguous() if like is None else laid_out_like(grad, like, dtype)
     return grad, grad[0].numel()
+
+
+def input_stride(x: torch.Tensor) -> int:
+    """Elements between the time steps of a sequence operator's input ``x`` (0 for one step
+    repeated over time)."""
+    return 0 if x.shape[0] > 1 and x.stride(0) == 0 else x[0].numel()
+
+
+def period(parameter: torch.Tensor) -> int:
+    """Per-neuron parameter arrays repeat every ``period`` neurons (their size: the state's, or
+    one sample's when shared by the batch)."""
+    return max(parameter.numel(), 1)
 
 
 def pointer(tensor: torch.Tensor | None) -> int | None:

@@ -14,8 +14,16 @@ import torch
 from torch import Tensor
 
 from spikeexp.functional.fused.build import kernel
-from spikeexp.functional.fused.common import pointer, surrogate_of, time_rows
+from spikeexp.functional.fused.common import (
+    input_stride,
+    period,
+    pointer,
+    surrogate_of,
+    time_rows,
+)
 
+NAME = "C++ kernels"
+"""How :class:`~spikeexp.callbacks.backends.BackendReport` names this implementation."""
 INLINE_SURROGATES = {"super": 1, "fast_sigmoid": 2, "triangle": 3, "straight_through": 4}
 """Surrogates the LIF backward kernel evaluates itself (codes of ``kernels.cpp``), bit-identical
 to :func:`~spikeexp.functional.surrogate.surrogate_derivative`."""
@@ -28,16 +36,6 @@ def _in_state_dtype(x: Tensor, dtype: torch.dtype) -> Tensor:
     if x.shape[0] > 1 and x.stride(0) == 0:
         return x[0].to(dtype).expand(x.shape)
     return x.to(dtype)
-
-
-def _x_stride(x: Tensor) -> int:
-    """Elements between the time steps of ``x`` (0 for an input repeated over time)."""
-    return 0 if x.shape[0] > 1 and x.stride(0) == 0 else x[0].numel()
-
-
-def _period(a: Tensor) -> int:
-    """Parameters repeat every ``period`` neurons (``kernels.cpp``)."""
-    return max(a.numel(), 1)
 
 
 def _state_output(out: Tensor, dtype: torch.dtype) -> Tensor:
@@ -59,7 +57,7 @@ def lif_forward(x, z, u, j, v, i, a, b, v_leak, v_th, v_reset) -> None:
     zs = z if direct else _state_output(z, v.dtype)
     run = kernel("lif_forward", x.dtype if direct else v.dtype)
     ptrs = [pointer(t) for t in (zs, u, j, v, i, a, b, v_leak, v_th, v_reset)]
-    run(x.shape[0], x[0].numel(), _period(a), pointer(xs), _x_stride(x), *ptrs)
+    run(x.shape[0], x[0].numel(), period(a), pointer(xs), input_stride(x), *ptrs)
     if zs is not z:
         z.copy_(zs)
 
@@ -90,7 +88,7 @@ def lif_backward(
     head = [pointer(t) for t in (u, g, time_sum, gz)]
     state = [pointer(gv), pointer(gi), *(int(flag) for flag in given)]
     tail = [pointer(t) for t in (v0, j, a, b, v_leak, v_th, v_reset, *grads)]
-    run(code, alpha, u.shape[0], u[0].numel(), _period(a), *head, gz_stride, *state, *tail)
+    run(code, alpha, u.shape[0], u[0].numel(), period(a), *head, gz_stride, *state, *tail)
 
 
 def lsnn_forward(mode, x, z, u, d, v, i, adapt, a, bs, c, v_leak, v_th, v_reset, beta) -> None:
@@ -100,7 +98,7 @@ def lsnn_forward(mode, x, z, u, d, v, i, adapt, a, bs, c, v_leak, v_th, v_reset,
     run = kernel("lsnn_forward", v.dtype)
     params = (a, bs, c, v_leak, v_th, v_reset, beta)
     ptrs = [pointer(t) for t in (zs, u, d, v, i, adapt, *params)]
-    run(mode, x.shape[0], x[0].numel(), _period(a), pointer(xs), _x_stride(x), *ptrs)
+    run(mode, x.shape[0], x[0].numel(), period(a), pointer(xs), input_stride(x), *ptrs)
     if zs is not z:
         z.copy_(zs)
 
@@ -112,7 +110,7 @@ def lsnn_backward(mode, method, alpha, u, d, g, grad_z, gv, gi, gb, a, bs, c, v_
     run = kernel("lsnn_backward", u.dtype)
     head = [pointer(t) for t in (u, d, g, gz)]
     tail = [pointer(t) for t in (gv, gi, gb, a, bs, c, v_reset, beta)]
-    run(mode, u.shape[0], u[0].numel(), _period(a), *head, gz_stride, *tail)
+    run(mode, u.shape[0], u[0].numel(), period(a), *head, gz_stride, *tail)
 
 
 def li_forward(x, out, j, v, i, a, b, v_leak) -> None:
@@ -120,7 +118,7 @@ def li_forward(x, out, j, v, i, a, b, v_leak) -> None:
     xs = _in_state_dtype(x, v.dtype)
     run = kernel("li_forward", v.dtype)
     ptrs = [pointer(t) for t in (out, j, v, i, a, b, v_leak)]
-    run(x.shape[0], x[0].numel(), _period(a), pointer(xs), _x_stride(x), *ptrs)
+    run(x.shape[0], x[0].numel(), period(a), pointer(xs), input_stride(x), *ptrs)
 
 
 def li_backward(grad_out, g, gv, gi, out, v0, j, a, b, v_leak, grads) -> None:
@@ -129,7 +127,7 @@ def li_backward(grad_out, g, gv, gi, out, v0, j, a, b, v_leak, grads) -> None:
     gout, gout_stride = time_rows(grad_out, g)
     run = kernel("li_backward", v0.dtype)
     ptrs = [pointer(t) for t in (g, gv, gi, out, v0, j, a, b, v_leak, *grads)]
-    run(g.shape[0], v0.numel(), _period(a), pointer(gout), gout_stride, *ptrs)
+    run(g.shape[0], v0.numel(), period(a), pointer(gout), gout_stride, *ptrs)
 
 
 def recurrent_forward(

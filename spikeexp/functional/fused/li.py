@@ -23,8 +23,7 @@ import torch
 
 from spikeexp.functional.fused import ops
 from spikeexp.functional.fused.common import (
-    broadcasts_to,
-    kernel_applies,
+    feed_forward_applies,
     laid_out_like,
     neuron_parameters,
     sequence_input,
@@ -50,13 +49,8 @@ def li_fused_sequence(
     Eligibility and input layouts as :func:`~spikeexp.functional.fused.lif.lif_fused_sequence`;
     the voltages are in the state dtype (float32 for a bfloat16 input).
     """
-    shape = x.shape[1:]
     values = [p.tau_mem_inv, p.tau_syn_inv, p.v_leak, state.v, state.i]
-    if (
-        record_states
-        or not kernel_applies(x, values)
-        or not all(broadcasts_to(value, shape) for value in values)
-    ):
+    if not feed_forward_applies(x, values, record_states):
         return reference_sequence(model, x, state, p, dt, record_states)
     x = sequence_input(x)
     like = state_step(x)

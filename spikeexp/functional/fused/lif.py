@@ -21,8 +21,7 @@ import torch
 from spikeexp.functional.fused import ops
 from spikeexp.functional.fused.common import (
     any_requires_grad,
-    broadcasts_to,
-    kernel_applies,
+    feed_forward_applies,
     laid_out_like,
     neuron_parameters,
     sequence_input,
@@ -54,13 +53,8 @@ def lif_fused_sequence(
     constant input, e.g. after :class:`~spikeexp.module.Lift` of a constant current) is read in
     place; others are made contiguous.
     """
-    shape = x.shape[1:]
     values = [p.tau_mem_inv, p.tau_syn_inv, p.v_leak, p.v_th, p.v_reset, state.v, state.i]
-    if (
-        record_states
-        or not kernel_applies(x, values)
-        or not all(broadcasts_to(value, shape) for value in values)
-    ):
+    if not feed_forward_applies(x, values, record_states):
         return reference_sequence(model, x, state, p, dt, record_states)
     x = sequence_input(x)
     like = state_step(x)

@@ -17,8 +17,7 @@ import torch
 from spikeexp.functional.fused import ops
 from spikeexp.functional.fused.common import (
     any_requires_grad,
-    broadcasts_to,
-    kernel_applies,
+    feed_forward_applies,
     laid_out_like,
     neuron_parameters,
     sequence_input,
@@ -45,16 +44,10 @@ def lsnn_fused_sequence(
     Eligibility and input layouts as :func:`~spikeexp.functional.fused.lif.lif_fused_sequence`,
     and no parameter that requires a gradient.
     """
-    shape = x.shape[1:]
     rates = [p.tau_mem_inv, p.tau_syn_inv, p.tau_adapt_inv]
     others = [p.v_leak, p.v_th, p.v_reset, p.beta]
     values = [*rates, *others, *state]
-    if (
-        record_states
-        or any_requires_grad(values[:7])
-        or not kernel_applies(x, values)
-        or not all(broadcasts_to(value, shape) for value in values)
-    ):
+    if any_requires_grad(values[:7]) or not feed_forward_applies(x, values, record_states):
         return reference_sequence(model, x, state, p, dt, record_states)
     x = sequence_input(x)
     like = state_step(x)

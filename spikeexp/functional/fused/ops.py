@@ -41,8 +41,9 @@ operators.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -67,15 +68,35 @@ IMPLEMENTATIONS: dict[str, Callable[[], ModuleType]] = {
 :mod:`~spikeexp.functional.fused.cpu`)."""
 
 
+_recorders: list[list[str]] = []
+
+
 def implementation(device: torch.device) -> ModuleType:
-    """The implementation module for ``device`` (see :data:`IMPLEMENTATIONS`)."""
+    """The implementation module for ``device`` (see :data:`IMPLEMENTATIONS`); its ``NAME`` is
+    appended to every list :func:`recording` has open."""
     try:
-        return IMPLEMENTATIONS[device.type]()
+        module = IMPLEMENTATIONS[device.type]()
     except KeyError:
         raise NotImplementedError(
             f"spikeexp's fused operators have no kernels for device type {device.type!r}; "
             f"valid: {', '.join(IMPLEMENTATIONS)}"
         ) from None
+    for names in _recorders:
+        names.append(module.NAME)
+    return module
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[str]]:
+    """Within the block, the ``NAME`` of every implementation an operator runs (``"C++
+    kernels"``, ``"Triton kernels"``) is appended to the list it yields, in call order (what
+    :class:`~spikeexp.callbacks.backends.BackendReport` reports)."""
+    names: list[str] = []
+    _recorders.append(names)
+    try:
+        yield names
+    finally:
+        _recorders.remove(names)
 
 
 def steps_like(x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
@@ -106,10 +127,9 @@ def _none_if_empty(tensor: Tensor) -> Tensor | None:
     return None if tensor.numel() == 0 else tensor
 
 
-def _input_grads(ctx: Any, grads: tuple[Tensor, ...], first: int) -> tuple[Tensor | None, ...]:
-    """Gradients for the inputs from ``first`` on, ``None`` where none is needed."""
-    needs = ctx.needs_input_grad[first:]
-    return tuple(g if need else None for g, need in zip(grads, needs, strict=False))
+def _input_grads(ctx: Any, grads: tuple[Tensor | None, ...]) -> tuple[Tensor | None, ...]:
+    """The gradients of the first ``len(grads)`` inputs, ``None`` where none is needed."""
+    return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad, strict=False))
 
 
 def _no_materialised_grads(ctx: Any, *saved_outputs: Tensor) -> None:
@@ -249,7 +269,7 @@ def _lif_backward(ctx, grad_z, grad_v, grad_i, _grad_u, _grad_j):
         for index in (1, 3, 5, 6, 7):  # v0, a, v_leak, v_th, v_reset
             grads[index] = None
     grads = first_order_only("spikeexp::lif_sequence", grads, (grad_z, grad_v, grad_i))
-    return (*_input_grads(ctx, tuple(grads), 0), None, None, None, None)
+    return (*_input_grads(ctx, tuple(grads)), None, None, None, None)
 
 
 def _check_saved(saved: Tensor, name: str) -> None:
@@ -366,7 +386,7 @@ def _lsnn_backward(ctx, grad_z, grad_v, grad_i, grad_b, _grad_u, _grad_d):
     )  # fmt: skip
     incoming = (grad_z, grad_v, grad_i, grad_b)
     grads = first_order_only("spikeexp::lsnn_sequence", grads, incoming)
-    return (*_input_grads(ctx, tuple(grads), 0), *([None] * 11))
+    return (*_input_grads(ctx, tuple(grads)), *([None] * 11))
 
 
 lsnn_sequence.register_autograd(_lsnn_backward, setup_context=_lsnn_setup)
@@ -458,10 +478,16 @@ def _li_backward(ctx, grad_out, grad_v, grad_i, _grad_j):
         grad_out, grad_v, grad_i, out, j, v0, *params, ctx.steps, ctx.x_dtype
     )
     grads = first_order_only("spikeexp::li_sequence", grads, (grad_out, grad_v, grad_i))
-    return (*_input_grads(ctx, tuple(grads), 0), None)
+    return (*_input_grads(ctx, tuple(grads)), None)
 
 
 li_sequence.register_autograd(_li_backward, setup_context=_li_setup)
+
+
+def _state_precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """Matrix products inside an operator in the state dtype: autocast (``bf16-mixed``) would
+    otherwise round the recurrent currents of a float32 state to bfloat16."""
+    return torch.autocast(device.type, enabled=False)
 
 
 # --- recurrent LIF / LSNN --------------------------------------------------------------------
@@ -499,7 +525,8 @@ def recurrent_sequence(
     adapt = _empty(v0) if b0 is None else b0.clone()
     params = (a, bs, c, v_leak, v_th, v_reset, beta)
     impl = implementation(projected.device)
-    impl.recurrent_forward(mode, projected, weights, z0, z, d, v, i, adapt, *params)
+    with _state_precision(projected.device):
+        impl.recurrent_forward(mode, projected, weights, z0, z, d, v, i, adapt, *params)
     z_final.copy_(z[-1])
     return z, z_final, v, i, adapt, d
 
@@ -545,15 +572,16 @@ def recurrent_sequence_backward(
         if target.numel():
             _copy_or_zero(target, grad)
     impl = implementation(d.device)
-    impl.recurrent_backward(
-        mode, method, alpha, d, weights, grad_z, g, gv, gi, gb, gz0, a, bs, c, beta
-    )
-    if weight_grad:
-        hidden = d.shape[-1]
-        spikes = z.to(d.dtype)
-        torch.mm(g[0].t(), z0, out=gw)
-        if d.shape[0] > 1:
-            gw.addmm_(g[1:].reshape(-1, hidden).t(), spikes[:-1].reshape(-1, hidden))
+    with _state_precision(d.device):
+        impl.recurrent_backward(
+            mode, method, alpha, d, weights, grad_z, g, gv, gi, gb, gz0, a, bs, c, beta
+        )
+        if weight_grad:
+            hidden = d.shape[-1]
+            spikes = z.to(d.dtype)
+            torch.mm(g[0].t(), z0, out=gw)
+            if d.shape[0] > 1:
+                gw.addmm_(g[1:].reshape(-1, hidden).t(), spikes[:-1].reshape(-1, hidden))
     if g is not gp:
         gp.copy_(g)
     return [gp, gw, gz0, gv, gi, gb]
@@ -596,7 +624,7 @@ def _recurrent_backward(ctx, grad_z, grad_z_final, grad_v, grad_i, grad_b, _grad
     outgoing = first_order_only(
         "spikeexp::recurrent_sequence", (gp, gw, gz0, gv, gi, _none_if_empty(gb)), incoming
     )
-    return (*_input_grads(ctx, outgoing, 0), *([None] * 10))
+    return (*_input_grads(ctx, outgoing), *([None] * 10))
 
 
 recurrent_sequence.register_autograd(_recurrent_backward, setup_context=_recurrent_setup)

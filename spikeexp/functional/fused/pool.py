@@ -24,12 +24,12 @@ MAX_KERNEL_SIZE = 15  # window positions r * k + c fit in one byte
 def max_pool2d(x: torch.Tensor, size: int) -> torch.Tensor:
     """``torch.nn.functional.max_pool2d(x, size)`` (stride ``size``) for ``x`` of shape
     ``[C, H, W]`` or ``[N, C, H, W]``: the fused operator for contiguous float32, float64 or
-    bfloat16 tensors on a device with kernels, else PyTorch's own (channels-last inputs, other
-    devices and dtypes, no kernels)."""
+    bfloat16 tensors on a device with kernels and sizes 2 to 15, else PyTorch's own
+    (channels-last inputs, other devices, dtypes and sizes, no kernels)."""
     eligible = (
         x.dim() in (3, 4)
         and x.is_contiguous()
-        and 1 <= size <= MAX_KERNEL_SIZE
+        and 2 <= size <= MAX_KERNEL_SIZE  # size 1 is a copy: PyTorch does it
         and x.shape[-2] >= size
         and x.shape[-1] >= size
         and x.numel() > 0
