@@ -20,6 +20,15 @@ Contract of a task:
 * :meth:`needs`: what the task needs from the rest of a composition (:class:`TaskNeeds`), asked
   by the validation pass before anything is loaded or built. The default reads it from the data
   module (below) and the task class; a task with further needs overrides it.
+* :attr:`needs_readout_layer`: whether the network must end with the ``fc_out`` + ``readout``
+  layers of :attr:`num_outputs` neurons (``False``: the task reads the last layer's spikes
+  itself, e.g. label assignment after a competitive layer).
+* :attr:`has_loss`: ``False`` for tasks without a loss (networks that learn by local plasticity
+  only, ``optimizer=none``); their :meth:`step` returns ``loss=None``.
+* Calibration (optional, :attr:`calibrates`): after every training epoch, before validation, the
+  module runs the training set (:meth:`calibration_batches`) through the network in evaluation
+  mode and hands each readout to :meth:`calibrate`, between :meth:`calibration_start` and
+  :meth:`calibration_end`, e.g. to assign labels to the neurons of an unsupervised network.
 
 What the data module declares, readable right after construction (constructing a data module reads
 no data, Lightning's rule; the validation pass constructs one to ask it):
@@ -38,6 +47,7 @@ device); the Lightning module logs every entry of ``TaskOutput.metrics`` as ``<s
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,12 +74,16 @@ class TaskNeeds:
             readout itself (the group then only supplies the readout neuron).
         readout: what the task reads itself when ``decoder`` is ``False``: ``"voltage"`` (a
             non-spiking readout such as LI) or ``"spikes"``; ``None`` when the decoder decides.
+        readout_layer: the network must end with the ``fc_out`` + ``readout`` layers
+            (:attr:`Task.needs_readout_layer`); ``False``: the task reads the last spiking
+            layer itself (label assignment after a competitive layer).
     """
 
     input_shape: tuple[int, ...]
     sequence_steps: int | None = None
     decoder: bool = True
     readout: str | None = None
+    readout_layer: bool = True
 
     @property
     def step_shape(self) -> tuple[int, ...]:
@@ -82,13 +96,17 @@ class TaskOutput:
     """Result of one task step.
 
     Attributes:
-        loss: the task loss (scalar, differentiable); regularisers are added by the module.
+        loss: the task loss (scalar, differentiable), or ``None`` for tasks without a loss;
+            regularisers are added by the module.
         metrics: values to log as ``<stage>/<name>`` each epoch (tensors or torchmetrics
             ``Metric`` objects updated in this step).
+        reward: per-sample reward ``[batch]`` (dimensionless) for reward-modulated plasticity,
+            or ``None``.
     """
 
-    loss: torch.Tensor
+    loss: torch.Tensor | None
     metrics: dict[str, torch.Tensor | Metric] = field(default_factory=dict)
+    reward: torch.Tensor | None = None
 
 
 class Task(nn.Module):
@@ -100,6 +118,9 @@ class Task(nn.Module):
     """
 
     readout_spiking: bool = False
+    needs_readout_layer: bool = True
+    has_loss: bool = True
+    calibrates: bool = False
 
     def __init__(self, datamodule: LightningDataModule) -> None:
         super().__init__()
@@ -117,6 +138,7 @@ class Task(nn.Module):
             sequence_steps=None if steps is None else int(steps),
             decoder=decodes,
             readout=None if decodes else ("spikes" if cls.readout_spiking else "voltage"),
+            readout_layer=cls.needs_readout_layer,
         )
 
     @property
@@ -138,3 +160,23 @@ class Task(nn.Module):
     ) -> TaskOutput:
         """Loss and metrics of ``readout`` (``[T, batch, outputs]``, time steps ``window``)."""
         raise NotImplementedError
+
+    def calibration_start(self) -> None:
+        """Start a calibration pass (see the module docstring); by default nothing."""
+
+    def calibrate(self, readout: torch.Tensor, batch: Any) -> None:
+        """Take the readout ``[T, batch, ...]`` of one calibration batch; by default nothing."""
+
+    def calibration_end(self) -> None:
+        """Finish a calibration pass; by default nothing."""
+
+    def calibration_batches(self) -> Iterable[Any]:
+        """The batches of a calibration pass: the training set in a fixed order, without
+        augmentation (the data module's ``calibration_dataloader()``)."""
+        loader = getattr(self.datamodule, "calibration_dataloader", None)
+        if loader is None:
+            raise ValueError(
+                f"{type(self).__name__} calibrates on the training set, but the data module "
+                f"{type(self.datamodule).__name__} has no calibration_dataloader()"
+            )
+        return loader()

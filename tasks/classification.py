@@ -2,7 +2,8 @@
 
 The decoder (``decoder=li_max`` ...) maps the readout ``[T, batch, classes]`` to logits
 ``[batch, classes]``; the loss is the cross-entropy of the logits with the labels, the metric the
-top-1 accuracy (``<stage>/acc``).
+top-1 accuracy (``<stage>/acc``). The reward of a sample (for reward-modulated plasticity) is
++1 when the logits classify it correctly, -1 otherwise.
 """
 
 from __future__ import annotations
@@ -47,4 +48,7 @@ class ClassificationTask(Task):
         target = batch[1]
         accuracy = self.accuracy[f"{stage}_acc"]
         accuracy.update(logits.detach(), target)
-        return TaskOutput(loss=F.cross_entropy(logits, target), metrics={"acc": accuracy})
+        reward = 2.0 * (logits.detach().argmax(-1) == target).to(logits.dtype) - 1.0
+        return TaskOutput(
+            loss=F.cross_entropy(logits, target), metrics={"acc": accuracy}, reward=reward
+        )

@@ -264,3 +264,17 @@ class TensorDataModule(LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=self.collate,
         )
+
+    def calibration_dataloader(self) -> DataLoader:
+        """The training samples in their stored order, without augmentation (for tasks that
+        calibrate on the training set, e.g. label assignment)."""
+        self.setup()
+        data = self.train_set
+        if isinstance(data, SeededTransformDataset):
+            data = TensorDataset(data.x, data.y)
+        return DataLoader(
+            data,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=self.collate,
+        )

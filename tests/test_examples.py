@@ -48,6 +48,15 @@ def test_engine_builds_and_trains_from_a_dict() -> None:
     assert float(re.search(r"test accuracy ([0-9.]+)", output).group(1)) > 0.7
 
 
+def test_stdp_learns_the_digits_without_labels(tmp_path) -> None:
+    png = tmp_path / "fields.png"
+    arguments = ["--neurons", "60", "--epochs", "2", "--steps", "60", "--png", str(png)]
+    output = run_example("stdp_digits.py", *arguments)
+    accuracies = [float(a) for a in re.findall(r"test accuracy ([0-9.]+)", output)]
+    assert len(accuracies) == 2 and accuracies[-1] > 0.6  # chance is 0.1
+    assert png.stat().st_size > 1000
+
+
 def test_nir_digits_runs_an_exported_network_in_spikeexp_and_norse(tmp_path: Path) -> None:
     torch.manual_seed(0)
     network = network_from_config(

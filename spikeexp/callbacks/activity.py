@@ -100,7 +100,13 @@ class SpikeActivityMonitor(Callback):
         self._grad_norms = []
         if not self.log_lr:
             return
-        groups = [group for optimizer in trainer.optimizers for group in optimizer.param_groups]
+        # Groups without a learning rate (runs without gradient training) log none.
+        groups = [
+            group
+            for optimizer in trainer.optimizers
+            for group in optimizer.param_groups
+            if "lr" in group
+        ]
         for index, group in enumerate(groups):
             tag = "train/lr" if index == 0 else f"train/lr/group{index}"
             pl_module.log(tag, float(group["lr"]), on_step=False, on_epoch=True, batch_size=1)

@@ -31,9 +31,11 @@ tag (``test/efficiency/...``)                  definition
 A layer's connections are the stateless layers before it in the network (``fc1`` and ``bn1``
 belong to ``hidden1``; ``fc_out`` to ``readout``); a recurrent layer also owns its input and
 recurrent weight matrices, whose recurrent input at step :math:`t` is its own spikes of step
-:math:`t-1`. Biases and batch norm are not synaptic operations (as in NeuroBench). ``total`` sums
-the layers (the sparsities are ratios over all layers together). Parameters and footprint count
-the whole network; the encoder, which has no weights here, is left out.
+:math:`t-1`. Plastic connections (``PlasticLinear``, ``PlasticConv2d``) count like Linear and
+Conv layers; the lateral inhibition of a competitive layer is not counted. Biases and batch norm
+are not synaptic operations (as in NeuroBench). ``total`` sums the layers (the sparsities are
+ratios over all layers together). Parameters and footprint count the whole network; the
+encoder, which has no weights here, is left out.
 
 The values go through ``LightningModule.log`` (so into TensorBoard, the test results and
 ``metrics.json``) and are kept in :attr:`EfficiencyReport.report` for the console table.
@@ -52,13 +54,20 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 
-from spikeexp.module import Lift
+from spikeexp.module import Lift, PlasticConnection, PlasticConv2d, PlasticLinear
 
 PREFIX = "test/efficiency"
 COUNTS = ("synops_ac", "synops_mac", "synops_dense", "neuron_updates")
 STATIC = ("parameters", "footprint_bytes", "connection_sparsity")
 METRICS = ("activation_sparsity", *COUNTS, *STATIC)
 CONNECTIONS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def weighted_connection(module: nn.Module) -> nn.Module | None:
+    """The weighted connection a network layer applies: the Linear/Conv a :class:`Lift` wraps,
+    a plastic connection itself, or ``None``."""
+    inner = module.module if isinstance(module, Lift) else module
+    return inner if isinstance(inner, (*CONNECTIONS, PlasticConnection)) else None
 
 
 def is_spiking(x: torch.Tensor) -> bool:
@@ -78,19 +87,23 @@ def matrix_ops(weight: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
 
 
 def connection_ops(layer: nn.Module, x: torch.Tensor) -> tuple[float, float]:
-    r"""``(effective, dense)`` products of ``layer`` (Linear or Conv) applied to ``x``
+    r"""``(effective, dense)`` products of ``layer`` (Linear, Conv or plastic) applied to ``x``
     ``[N, ...]``: the layer evaluated on the nonzero patterns (:math:`[x \ne 0]`,
     :math:`[w \ne 0]`, no bias) and on all ones, summed over its outputs."""
     weight = layer.weight.detach()
-    if isinstance(layer, nn.Linear):
+    if isinstance(layer, (nn.Linear, PlasticLinear)):
         return matrix_ops(weight, x)
     active = (x.detach() != 0).to(weight.dtype)
-    convolve = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}[type(layer)]
+    if isinstance(layer, PlasticConv2d):
+        convolve, geometry, groups = F.conv2d, layer.connection, 1
+    else:
+        convolve = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}[type(layer)]
+        geometry, groups = layer, layer.groups
     options = {
-        "stride": layer.stride,
-        "padding": layer.padding,
-        "dilation": layer.dilation,
-        "groups": layer.groups,
+        "stride": geometry.stride,
+        "padding": geometry.padding,
+        "dilation": geometry.dilation,
+        "groups": groups,
     }
     effective = float(convolve(active, (weight != 0).to(weight.dtype), **options).sum())
     dense = float(convolve(torch.ones_like(active), torch.ones_like(weight), **options).sum())
@@ -128,10 +141,12 @@ class EfficiencyReport(Callback):
 
     @staticmethod
     def weights(module: nn.Module) -> list[torch.Tensor]:
-        """The connection weights of one layer (Linear/Conv, recurrent input and recurrent)."""
+        """The connection weights of one layer (Linear/Conv, plastic, recurrent input and
+        recurrent)."""
+        connection = weighted_connection(module)
+        if connection is not None:
+            return [connection.weight.detach()]
         inner = module.module if isinstance(module, Lift) else module
-        if isinstance(inner, CONNECTIONS):
-            return [inner.weight.detach()]
         if hasattr(inner, "input_weights"):
             return [inner.input_weights.detach(), inner.effective_recurrent_weights().detach()]
         return []
@@ -170,15 +185,16 @@ class EfficiencyReport(Callback):
     def _add(self, layer: str, key: str, value: float) -> None:
         self._counts.setdefault(layer, defaultdict(float))[key] += value
 
-    def _connection_hook(self, layer: str, module: Lift, args: tuple, output: Any) -> None:
+    def _connection_hook(self, layer: str, module: nn.Module, args: tuple, output: Any) -> None:
         x = args[0]
         steps = x.shape[0]
+        connection = weighted_connection(module)
         if steps > 1 and x.stride(0) == 0:  # the same input at every step: count one, times T
-            effective, dense = connection_ops(module.module, x[0])
+            effective, dense = connection_ops(connection, x[0])
             effective, dense = effective * steps, dense * steps
             spiking = is_spiking(x[0])
         else:
-            effective, dense = connection_ops(module.module, x.reshape(-1, *x.shape[2:]))
+            effective, dense = connection_ops(connection, x.reshape(-1, *x.shape[2:]))
             spiking = is_spiking(x)
         self._add(layer, "synops_ac" if spiking else "synops_mac", effective)
         self._add(layer, "synops_dense", dense)
@@ -211,7 +227,7 @@ class EfficiencyReport(Callback):
         self._remove_hooks()
         for layer, members in self.groups(network).items():
             for _, module in members:
-                if isinstance(module, Lift) and isinstance(module.module, CONNECTIONS):
+                if weighted_connection(module) is not None:
                     hook = self._hook(self._connection_hook, layer)
                     self._handles.append(module.register_forward_hook(hook))
             neuron = members[-1][1]

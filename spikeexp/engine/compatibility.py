@@ -19,8 +19,10 @@ The rules, checked in this order:
 1. input: a task whose samples are sequences needs an encoder that takes sequences; static
    samples need an encoder that makes sequences of them;
 2. shape: the per-step shape the encoder gives has the dimensions the topology needs;
-3. readout: the readout neuron spikes exactly when what reads it (the decoder, or the task
-   itself) reads spikes.
+3. readout layer: a task that needs the ``fc_out`` + ``readout`` layers needs a topology that
+   builds them (``competitive`` does not: its task reads the excitatory spikes itself);
+4. readout: the readout neuron spikes exactly when what reads it (the decoder, or the task
+   itself) reads spikes (topologies without a readout layer skip it).
 
 A refusal is one :class:`ConfigError` naming the groups involved (as chosen on the command line,
 when the command passes its choices) and the shipped options of those groups that pass every
@@ -133,8 +135,20 @@ def _check_rank(config: Mapping[str, Any], shape: tuple[int, ...]) -> None:
         )
 
 
-def _check_readout(config: Mapping[str, Any], needs: TaskNeeds, names: _Names) -> None:
+def _check_readout_layer(config: Mapping[str, Any], needs: TaskNeeds) -> None:
     """Rule 3."""
+    if needs.readout_layer and not TOPOLOGIES[config["topology"]["type"]][0].readout:
+        raise _Refusal(
+            "{topology} has no readout layer, but {task} needs one (a task that reads the "
+            "network's spikes itself, spikeexp.tasks.assignment.LabelAssignmentTask, does not)",
+            ("topology",),
+        )
+
+
+def _check_readout(config: Mapping[str, Any], needs: TaskNeeds, names: _Names) -> None:
+    """Rule 4."""
+    if not TOPOLOGIES[config["topology"]["type"]][0].readout:
+        return
     decoder = config["decoder"]
     decoder_reads = getattr(locate("decoder", decoder.get("_target_")), "reads", "voltage")
     reads = decoder_reads if needs.decoder else needs.readout
@@ -158,6 +172,7 @@ def _check(config: Mapping[str, Any], needs: TaskNeeds, names: _Names) -> tuple[
     """Every rule; the network's per-step input shape."""
     shape = _encoder_shape(config, needs)
     _check_rank(config, shape)
+    _check_readout_layer(config, needs)
     _check_readout(config, needs, names)
     return shape
 

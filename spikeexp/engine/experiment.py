@@ -29,13 +29,14 @@ from spikeexp.callbacks.backends import BackendReport
 from spikeexp.callbacks.reliability import reliability_callbacks
 from spikeexp.callbacks.sync import SyncEpochMetrics
 from spikeexp.engine.origins import Origins
-from spikeexp.engine.schema import ConfigError, locate, validate_neuron
+from spikeexp.engine.schema import ConfigError, locate, validate_neuron, validate_plasticity
 from spikeexp.engine.spiking_module import SpikingModule
 from spikeexp.engine.topology import build_network
 from spikeexp.engine.validate import (
     RunSpec,
     entries,
     layer_neurons,
+    layer_plasticity,
     validate_config,
     validate_topology,
 )
@@ -82,16 +83,30 @@ def network_from_config(
     input_shape: tuple[int, ...],
     num_outputs: int,
     backend: str = "auto",
+    plasticity: Mapping[str, Any] | None = None,
 ) -> SpikingNetwork:
     """A network from plain config sections, validated as a run's (``topology``, the global
-    ``neuron``, ``decoder.readout``), for use outside a whole experiment.
+    ``neuron``, ``decoder.readout``, the global ``plasticity``, default none), for use outside a
+    whole experiment.
 
     ``input_shape`` is the per-sample shape of the network's input (the encoder's output).
     """
     spec = validate_topology(topology)
-    neurons = layer_neurons(spec, neuron, validate_neuron("neuron", neuron))
+    global_neuron = validate_neuron("neuron", neuron)
+    neurons = layer_neurons(spec, neuron, global_neuron)
     readout_spec = validate_neuron("decoder.readout", readout)
-    return build_network(spec, neurons, readout_spec, input_shape, num_outputs, backend)
+    plasticity = {"rule": "none"} if plasticity is None else plasticity
+    layers = layer_plasticity(spec, plasticity, validate_plasticity("plasticity", plasticity))
+    return build_network(
+        spec,
+        neurons,
+        readout_spec,
+        input_shape,
+        num_outputs,
+        backend,
+        plasticity=layers,
+        dt=global_neuron["dt"],
+    )
 
 
 def _task(node: Mapping[str, Any], datamodule: LightningDataModule, decoder: Decoder) -> Task:
@@ -115,6 +130,11 @@ def build_experiment(config: RunSpec | DictConfig | Mapping[str, Any]) -> Experi
     decoder = instantiate("decoder", decoder_node)
     task = _task(config["task"], datamodule, decoder)
     encoder = instantiate("encoder", config["encoder"])
+    if not task.has_loss and not spec.gradient_free:
+        raise ConfigError(
+            f"optimizer must be none for task {type(task).__name__}: it has no loss "
+            "(the network learns by plasticity only); use optimizer=none"
+        )
     network = build_network(
         spec.topology,
         spec.neurons,
@@ -122,6 +142,8 @@ def build_experiment(config: RunSpec | DictConfig | Mapping[str, Any]) -> Experi
         spec.composition.encoded_shape,
         task.num_outputs,
         backend=spec.backend,
+        plasticity=spec.plasticity,
+        dt=config["dt"],
     )
     scheduler = None
     if (config["scheduler"] or {}).get("scheduler") is not None:
@@ -133,7 +155,7 @@ def build_experiment(config: RunSpec | DictConfig | Mapping[str, Any]) -> Experi
         encoder=encoder,
         network=network,
         task=task,
-        optimizer=instantiate("optimizer", config["optimizer"]),
+        optimizer=None if spec.gradient_free else instantiate("optimizer", config["optimizer"]),
         scheduler=scheduler,
         dt=config["dt"],
         regularization=spec.regularization,

@@ -10,6 +10,9 @@ Three kinds of schema cover all groups:
 * neuron configs (``neuron``, ``decoder.readout``, per-layer overrides): generated from each
   model's parameters NamedTuple in :data:`spikeexp.functional.neurons.MODELS`, so a new model needs
   no schema code (:func:`validate_neuron`);
+* plasticity configs (``plasticity``, per-layer overrides): generated from each rule's parameters
+  NamedTuple in :data:`spikeexp.functional.plasticity.RULES`, plus the options of the plastic
+  connection (:func:`validate_plasticity`);
 * ``_target_`` configs (encoder, decoder, optimizer, scheduler, task, data, trainer, loggers,
   callbacks): the keyword arguments of the target's signature (:func:`validate_target`);
 * plain sections (topology, regularisation): dataclasses here (:func:`validate_dataclass`).
@@ -28,6 +31,7 @@ import torch
 
 from spikeexp.functional.neurons import MODELS
 from spikeexp.functional.neurons.base import NeuronModel
+from spikeexp.functional.plasticity import RULES
 from spikeexp.runtime.targets import ConfigError, locate
 
 NEURON_KEYS = ("model", "dt", "learnable")
@@ -204,6 +208,82 @@ def merge_neuron(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[s
     and the new model starts from its defaults; ``dt`` and ``learnable`` are kept.
     """
     if "model" in override and override["model"] != base.get("model"):
+        kept = {key: base[key] for key in ("dt",) if key in base}
+        return {**kept, **override}
+    return {**base, **override}
+
+
+# --------------------------------------------------------------------------- plasticity
+
+NO_PLASTICITY = "none"
+PLASTICITY_KEYS = ("rule", "dt")
+CONNECTION_OPTIONS: dict[str, Any] = {
+    "mode": str,
+    "normalize": float | None,
+    "init_range": list[float] | None,
+    "carry_state": bool,
+}
+"""Options of a plastic connection (:class:`spikeexp.module.plastic.PlasticConnection`), valid
+next to the parameters of a weight rule."""
+MODES = ("direct", "grad")
+
+
+def _check_connection_options(section: str, node: Mapping[str, Any]) -> None:
+    mode = node.get("mode", "direct")
+    if mode not in MODES:
+        raise ConfigError(f"{section}.mode must be one of {', '.join(MODES)} (got {_show(mode)})")
+    normalize = node.get("normalize")
+    if normalize is not None and not normalize > 0:
+        raise ConfigError(f"{section}.normalize must be null or a number > 0 (got {normalize})")
+    init_range = node.get("init_range")
+    if init_range is not None and not (len(init_range) == 2 and init_range[0] < init_range[1]):
+        raise ConfigError(
+            f"{section}.init_range must be null or [low, high] with low < high (got {init_range})"
+        )
+
+
+def validate_plasticity(section: str, node: Any) -> dict[str, Any] | None:
+    """Check a plasticity config; ``None`` for ``rule: none`` (or a null node), else the
+    constructor kwargs of the plastic layer: ``rule``, ``dt``, the connection options given and
+    every rule parameter given. The values are checked with the rule's own ``validate``."""
+    if node is None:
+        return None
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"{section} must be a plasticity config (got {_show(node)})")
+    name = node.get("rule")
+    if name == NO_PLASTICITY:
+        check_keys(section, node, list(PLASTICITY_KEYS), "key of rule none")
+        return None
+    if name not in RULES:
+        valid = ", ".join([NO_PLASTICITY, *RULES])
+        raise ConfigError(f"{section}.rule must be one of {valid} (got {_show(name)})")
+    rule = RULES[name]
+    hints = typing.get_type_hints(rule.parameters)
+    options = CONNECTION_OPTIONS if rule.kind == "weight" else {}
+    check_keys(section, node, [*PLASTICITY_KEYS, *options, *hints], f"{name} key")
+    dt = node.get("dt", 1e-3)
+    check_type(f"{section}.dt", dt, float)
+    for key, annotation in options.items():
+        if key in node:
+            check_type(f"{section}.{key}", node[key], annotation)
+    _check_connection_options(section, node)
+    params: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in hints:
+            check_type(f"{section}.{key}", value, hints[key])
+            params[key] = float(value) if type(value) is int else value
+    try:
+        rule.prepare(rule.parameters(**params), float(dt))
+    except ValueError as error:
+        raise ConfigError(f"{section}: {error}") from None
+    given = {key: node[key] for key in options if key in node}
+    return {"rule": name, "dt": float(dt), **given, **params}
+
+
+def merge_plasticity(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """A per-layer plasticity config: ``override`` on top of the global ``base``; if ``override``
+    switches ``rule``, only ``dt`` of ``base`` is kept."""
+    if "rule" in override and override["rule"] != base.get("rule"):
         kept = {key: base[key] for key in ("dt",) if key in base}
         return {**kept, **override}
     return {**base, **override}

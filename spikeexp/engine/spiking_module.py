@@ -20,6 +20,18 @@ continues from the previous chunk's detached state, its loss (``task.step`` with
 run the whole sequence. With ``recompute_steps`` set instead, training keeps full BPTT but runs
 the forward pass in chunks whose insides are recomputed during backward
 (:mod:`spikeexp.engine.recompute`): less memory, same gradients, one more forward pass.
+
+Local learning (:mod:`spikeexp.module.plastic`): the network's plastic connections learn from
+every training forward pass on their own (``direct`` mode); reward-modulated ones get the task's
+per-sample reward (``TaskOutput.reward``) right after :meth:`Task.step`; connections in ``grad``
+mode write their change into ``.grad`` after the backward pass (``on_after_backward``), where the
+optimiser applies it with the gradients of the other layers. Without an optimiser
+(``optimizer=none``) nothing is trained by gradients: a training step runs the forward pass under
+``no_grad``, the task's metrics and the plasticity, and steps :class:`LocalLearningSteps`, which
+changes nothing but lets Lightning count the steps (logging, step checkpoints, resume). Tasks that
+calibrate (e.g. label assignment) get a pass over the training set in evaluation mode after the
+last training batch of every epoch, before validation and the epoch's checkpoints
+(:meth:`SpikingModule.calibrate`).
 """
 
 from __future__ import annotations
@@ -37,6 +49,17 @@ from spikeexp.module.network import SpikingNetwork
 from spikeexp.tasks.base import Task
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+class LocalLearningSteps(torch.optim.Optimizer):
+    """The optimiser of runs without gradient training: :meth:`step` changes no parameter (the
+    plastic connections update themselves); Lightning counts its steps as the global steps."""
+
+    def __init__(self, params: Any) -> None:
+        super().__init__(params, {})
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        return None if closure is None else closure()
 
 
 @dataclass
@@ -98,7 +121,8 @@ class SpikingModule(LightningModule):
         encoder: ``[batch, ...] -> [T, batch, ...]`` (:mod:`spikeexp.module.encode`).
         network: the spiking network (:func:`spikeexp.engine.topology.build_network`).
         task: data, loss and metrics (:class:`spikeexp.tasks.base.Task`).
-        optimizer: ``optimizer(params=...) -> Optimizer`` (a ``functools.partial``).
+        optimizer: ``optimizer(params=...) -> Optimizer`` (a ``functools.partial``), or ``None``
+            for runs that learn by plasticity only.
         scheduler: ``None`` or Lightning's scheduler dict whose ``scheduler`` entry is
             ``scheduler(optimizer=...) -> LRScheduler`` (plus ``interval``, ``frequency``,
             ``monitor``).
@@ -118,7 +142,7 @@ class SpikingModule(LightningModule):
         encoder: nn.Module,
         network: SpikingNetwork,
         task: Task,
-        optimizer: OptimizerFactory,
+        optimizer: OptimizerFactory | None,
         scheduler: Mapping[str, Any] | None = None,
         dt: float = 1e-3,
         regularization: Regularization | None = None,
@@ -136,7 +160,7 @@ class SpikingModule(LightningModule):
         self.dt = float(dt)
         self.regularization = regularization or Regularization()
         self.tbptt_steps = tbptt_steps
-        self.automatic_optimization = tbptt_steps is None
+        self.automatic_optimization = tbptt_steps is None and optimizer is not None
         self.save_hyperparameters({"config": dict(config or {})})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,24 +170,73 @@ class SpikingModule(LightningModule):
 
     # ------------------------------------------------------------------ steps
 
-    def shared_step(self, batch: Any, stage: str) -> torch.Tensor:
-        """Encode, run the network from rest, compute and log loss and metrics."""
+    def shared_step(self, batch: Any, stage: str) -> torch.Tensor | None:
+        """Encode, run the network from rest, compute and log loss and metrics; in training,
+        deliver the task's reward to reward-modulated plastic connections."""
         x = self.task.inputs(batch)
         if stage == "train" and self.recompute_steps is not None:
             readout, _ = recomputed_forward(self.network, self.encoder(x), self.recompute_steps)
         else:
             readout, _ = self.network(self.encoder(x))
         output = self.task.step(readout, batch, stage)
-        loss = self._add_regularizers(output.loss, self.network.records, stage, x.shape[0])
+        if stage == "train":
+            self._reward(output.reward)
+        loss = None
+        if output.loss is not None:
+            loss = self._add_regularizers(output.loss, self.network.records, stage, x.shape[0])
         self._log_metrics(output.metrics, stage, x.shape[0])
         self._log_activity(self.network.records, stage, x.shape[0])
         return loss
 
+    def _reward(self, reward: torch.Tensor | None) -> None:
+        if not self.network.modulated:
+            return
+        if reward is None:
+            raise ValueError(
+                f"reward-modulated plasticity needs a reward, but task "
+                f"{type(self.task).__name__} gives none"
+            )
+        self.network.reward(reward.detach())
+
     def training_step(self, batch: Any, batch_index: int) -> torch.Tensor | None:
+        if self.optimizer_factory is None:
+            with torch.no_grad():
+                self.shared_step(batch, "train")
+            self.optimizers().step()
+            return None
         if self.tbptt_steps is None:
             return self.shared_step(batch, "train")
         self._truncated_bptt_step(batch)
         return None
+
+    def on_after_backward(self) -> None:
+        """Plastic connections in ``grad`` mode add their change to ``.grad``."""
+        self.network.write_plastic_grads()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_index: int) -> None:
+        """After the epoch's last training batch: the task's calibration pass, if it has one."""
+        if not self.task.calibrates:
+            return
+        last = self.trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        if last or batch_index + 1 >= self.trainer.num_training_batches:
+            self.calibrate()
+
+    @torch.no_grad()
+    def calibrate(self) -> None:
+        """Run the task's calibration batches (the training set) through encoder and network in
+        evaluation mode (no plasticity, no threshold adaptation) and hand the readouts to the
+        task (:class:`~spikeexp.tasks.base.Task`, calibration)."""
+        was_training = self.training
+        self.eval()
+        try:
+            self.task.calibration_start()
+            for batch in self.task.calibration_batches():
+                batch = [item.to(self.device) for item in batch]
+                readout, _ = self.network(self.encoder(self.task.inputs(batch)))
+                self.task.calibrate(readout, batch)
+            self.task.calibration_end()
+        finally:
+            self.train(was_training)
 
     def validation_step(self, batch: Any, batch_index: int) -> torch.Tensor:
         return self.shared_step(batch, "val")
@@ -182,9 +255,10 @@ class SpikingModule(LightningModule):
             window = slice(start, min(start + self.tbptt_steps, encoded.shape[0]))
             readout, state = self.network(encoded[window], state)
             output = self.task.step(readout, batch, "train", window)
+            self._reward(output.reward)
             loss = self._add_regularizers(output.loss, self.network.records, "train", batch_size)
             optimizer.zero_grad()
-            self.manual_backward(loss)
+            self.manual_backward(loss)  # calls on_after_backward: plastic grads
             optimizer.step()
             state = detach_state(state)
             self._log_metrics(output.metrics, "train", batch_size)
@@ -281,6 +355,9 @@ class SpikingModule(LightningModule):
     # ------------------------------------------------------------------ optimisation
 
     def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            params = list(self.parameters()) or [nn.Parameter(torch.zeros(0))]
+            return LocalLearningSteps(params)
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_config is None:
             return optimizer

@@ -37,9 +37,11 @@ from spikeexp.engine.schema import (
     check_keys,
     check_type,
     merge_neuron,
+    merge_plasticity,
     resolve_model,
     validate_dataclass,
     validate_neuron,
+    validate_plasticity,
     validate_target,
 )
 from spikeexp.engine.spiking_module import LayerRegularization, Regularization
@@ -80,6 +82,7 @@ DEFAULTS: dict[str, Any] = {
     "paths": {},
     "resume": None,
     "optuna_trial": None,
+    "plasticity": {"rule": "none"},
 }
 """Optional top-level keys and their values when a config leaves them out."""
 
@@ -101,6 +104,8 @@ class RunSpec:
         readout: constructor arguments of the readout layer (``decoder.readout``).
         regularization: the rate regularisers.
         backend: the time-loop backend (``unroll.backend``).
+        plasticity: constructor arguments of the plasticity of every plastic layer (``None``:
+            none), see :mod:`spikeexp.engine.topology`.
         composition: what the task needs and the network's per-step input shape.
     """
 
@@ -110,7 +115,18 @@ class RunSpec:
     readout: dict[str, Any]
     regularization: Regularization
     backend: str
+    plasticity: dict[str, dict[str, Any] | None]
     composition: Composition
+
+    @property
+    def gradient_free(self) -> bool:
+        """No optimiser: the run learns by its plastic connections only (``optimizer=none``)."""
+        return no_optimizer(self.config["optimizer"])
+
+
+def no_optimizer(node: Any) -> bool:
+    """Whether the ``optimizer`` section asks for none (``null`` or ``_target_: null``)."""
+    return node is None or (isinstance(node, Mapping) and node.get("_target_", "") is None)
 
 
 def entries(section: str, node: Any) -> dict[str, Any]:
@@ -201,7 +217,14 @@ def layer_neurons(
     """Constructor arguments of every spiking layer: the validated global ``neuron``, or the
     layer's ``topology.layers.<layer>.neuron`` merged over it (validated once per layer)."""
     neurons = {}
-    for name in spec.spiking_layers():
+    own = spec.neuron_layers()
+    for name, override in spec.layers.items():
+        if "neuron" in override and name not in own:
+            raise ConfigError(
+                f"topology.layers.{name}.neuron: layer {name!r} of topology {spec.type} takes no "
+                f"neuron config (its parameters are in the topology section)"
+            )
+    for name in own:
         override = spec.layers.get(name, {}).get("neuron")
         where = f"in layer {name!r}"
         if override:
@@ -214,6 +237,81 @@ def layer_neurons(
     return neurons
 
 
+def layer_plasticity(
+    spec: TopologySpec, plasticity: Mapping[str, Any], global_plasticity: dict[str, Any] | None
+) -> dict[str, dict[str, Any] | None]:
+    """Constructor arguments of every plastic layer's plasticity: the validated global
+    ``plasticity``, or the layer's ``topology.layers.<layer>.plasticity`` merged over it."""
+    plastic = spec.plastic_layers()
+    for name, override in spec.layers.items():
+        if "plasticity" in override and name not in plastic:
+            valid = ", ".join(plastic) or "none"
+            raise ConfigError(
+                f"topology.layers.{name}.plasticity: the input of layer {name!r} cannot be "
+                f"plastic in topology {spec.type}; layers that can: {valid}"
+            )
+    if global_plasticity is not None and not plastic:
+        raise ConfigError(
+            f"plasticity.rule={global_plasticity['rule']}: topology {spec.type} has no layer whose "
+            "input can be plastic; use plasticity=none"
+        )
+    layers = {}
+    for name in plastic:
+        override = spec.layers.get(name, {}).get("plasticity")
+        if override is None:
+            layers[name] = global_plasticity
+            continue
+        if not isinstance(override, Mapping):
+            raise ConfigError(
+                f"topology.layers.{name}.plasticity must be a plasticity config (got {override})"
+            )
+        merged = merge_plasticity(plasticity, override)
+        layers[name] = validate_plasticity(f"topology.layers.{name}.plasticity", merged)
+    return layers
+
+
+def _multi_process(trainer: Mapping[str, Any]) -> bool:
+    """Whether the trainer section asks for several processes (devices, nodes or DDP)."""
+    devices = trainer.get("devices", 1)
+    strategy = trainer.get("strategy", "auto")
+    name = strategy.get("_target_", "") if isinstance(strategy, Mapping) else str(strategy)
+    several = isinstance(devices, int) and devices > 1
+    several = several or (isinstance(devices, list) and len(devices) > 1)
+    return several or trainer.get("num_nodes", 1) > 1 or "ddp" in name.lower()
+
+
+def _check_learning(config: Mapping[str, Any], plasticity: Mapping[str, Any]) -> None:
+    """Gradient-free runs have no scheduler, no ``grad``-mode connections and one process;
+    recomputation would repeat plastic updates."""
+    rules = [spec for spec in plasticity.values() if spec is not None]
+    if no_optimizer(config["optimizer"]):
+        extra = sorted(set(config["optimizer"] or {}) - {"_target_"})
+        if extra:
+            raise ConfigError(
+                f"optimizer: no optimiser (optimizer=none) takes no settings (got {extra[0]}); "
+                "choose an optimizer or drop the setting"
+            )
+        scheduler = config["scheduler"] or {}
+        if scheduler.get("scheduler") is not None:
+            raise ConfigError("scheduler must be none when optimizer is none (no optimiser)")
+        if _multi_process(config["trainer"]):
+            raise ConfigError(
+                "optimizer=none trains in one process (DDP needs parameters trained by "
+                "gradients); use a one-device trainer, e.g. trainer=default"
+            )
+        for name, spec in plasticity.items():
+            if spec is not None and spec.get("mode") == "grad":
+                raise ConfigError(
+                    f"plasticity of layer {name!r}: mode grad needs an optimizer to apply it "
+                    "(optimizer is none); use mode direct"
+                )
+    if rules and config["recompute_steps"] is not None:
+        raise ConfigError(
+            f"recompute_steps must be null with plasticity (got {config['recompute_steps']}): "
+            "the recomputation would repeat the plastic updates"
+        )
+
+
 def _check_groups(config: Mapping[str, Any]) -> None:
     """The ``_target_`` sections: importable targets, known arguments, plain types."""
     validate_target("encoder", config["encoder"])
@@ -221,7 +319,8 @@ def _check_groups(config: Mapping[str, Any]) -> None:
     validate_target("decoder", decoder, reserved=("readout",))
     if not isinstance(decoder.get("readout"), Mapping):
         raise ConfigError("decoder.readout must be a neuron config (e.g. the one of neuron=li)")
-    validate_target("optimizer", config["optimizer"], skip=("params",))
+    if not no_optimizer(config["optimizer"]):
+        validate_target("optimizer", config["optimizer"], skip=("params",))
     scheduler = config["scheduler"] or {}
     check_keys("scheduler", scheduler, list(SCHEDULER_KEYS))
     if scheduler.get("scheduler") is not None:
@@ -271,7 +370,10 @@ def _validate(config: Mapping[str, Any], choices: Mapping[str, str]) -> RunSpec:
         raise ConfigError(f"unroll.backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
     topology = validate_topology(filled["topology"])
     neurons = layer_neurons(topology, filled["neuron"], global_neuron)
+    global_plasticity = validate_plasticity("plasticity", filled["plasticity"])
+    plasticity = layer_plasticity(topology, filled["plasticity"] or {}, global_plasticity)
     _check_groups(filled)
+    _check_learning(filled, plasticity)
     readout = validate_neuron("decoder.readout", filled["decoder"]["readout"])
     regularization = validate_dataclass("regularization", filled["regularization"], Regularization)
     spiking = topology.spiking_layers()
@@ -283,4 +385,6 @@ def _validate(config: Mapping[str, Any], choices: Mapping[str, str]) -> RunSpec:
             )
         validate_dataclass(f"regularization.layers.{layer}", override, LayerRegularization)
     composition = check_composition(filled, choices)
-    return RunSpec(filled, topology, neurons, readout, regularization, backend, composition)
+    return RunSpec(
+        filled, topology, neurons, readout, regularization, backend, plasticity, composition
+    )

@@ -1,7 +1,9 @@
 """PyTorch modules: the neuron classes (generic wrappers bound to each model), containers, the
-network, encoders, decoders, pooling, readouts and linear layers for spike input."""
+network, encoders, decoders, pooling, readouts, plastic connections, the competitive layer and
+linear layers for spike input."""
 
 from spikeexp.functional.unroll import RecurrentState
+from spikeexp.module.competitive import CompetitiveLIF
 from spikeexp.module.container import Lift, SequentialState
 from spikeexp.module.decode import Decoder, LastStep, MaxOverTime, MeanOverTime, SpikeCount
 from spikeexp.module.encode import (
@@ -57,6 +59,12 @@ from spikeexp.module.neurons import (
     PLIFRecurrent,
     PLIFRecurrentCell,
 )
+from spikeexp.module.plastic import (
+    PlasticConnection,
+    PlasticConv2d,
+    PlasticLinear,
+    ShortTermPlasticity,
+)
 from spikeexp.module.pool import FusedMaxPool2d, SumPool2d
 from spikeexp.module.readout import LILinear, LILinearCell
 
@@ -68,6 +76,7 @@ __all__ = [
     "LSNN",
     "NEURON_MODULES",
     "PLIF",
+    "CompetitiveLIF",
     "ConstantCurrentEncoder",
     "ConstantCurrentLIFEncoder",
     "Decoder",
@@ -111,11 +120,15 @@ __all__ = [
     "PLIFCell",
     "PLIFRecurrent",
     "PLIFRecurrentCell",
+    "PlasticConnection",
+    "PlasticConv2d",
+    "PlasticLinear",
     "PoissonEncoder",
     "PopulationEncoder",
     "RecurrentState",
     "Scale",
     "SequentialState",
+    "ShortTermPlasticity",
     "SpikeCount",
     "SpikeLatencyEncoder",
     "SpikeLinear",

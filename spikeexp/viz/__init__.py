@@ -7,6 +7,7 @@
     figure.savefig("raster.png")
 """
 
+from spikeexp.viz.fields import field_grid, field_images, receptive_field_figure
 from spikeexp.viz.figures import (
     figure_to_array,
     firing_rate_histogram,
@@ -33,12 +34,15 @@ from spikeexp.viz.record import (
 __all__ = [
     "LayerRecording",
     "Recording",
+    "field_grid",
+    "field_images",
     "figure_to_array",
     "firing_rate_histogram",
     "mask_intervals",
     "neuron_rates_hz",
     "parameter_label",
     "readout_traces",
+    "receptive_field_figure",
     "record_activity",
     "recording_figures",
     "select_sample",

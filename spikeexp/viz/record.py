@@ -74,8 +74,12 @@ def threshold_of(module: nn.Module, state: Any) -> float | torch.Tensor | None:
 
     ``v_th`` for LIF-like models (a float, or the per-neuron tensor broadcast over time),
     ``v_peak`` for Izhikevich neurons, and the adaptive threshold of LSNN neurons (``b`` in
-    Norse's convention, ``v_th + beta * b`` in Bellec's).
+    Norse's convention, ``v_th + beta * b`` in Bellec's); a module with a method
+    ``firing_threshold(state)`` (e.g. adaptive thresholds kept outside the state) gives its own.
     """
+    custom = getattr(module, "firing_threshold", None)
+    if custom is not None:
+        return custom(state)
     p = module.p
     neuron = _neuron_state(state)
     if hasattr(neuron, "b") and hasattr(p, "beta"):

@@ -13,7 +13,7 @@ from torch import nn
 
 from spikeexp.callbacks.efficiency import EfficiencyReport, connection_ops, is_spiking
 from spikeexp.engine.experiment import build_experiment, build_trainer
-from spikeexp.module import LI, LIF, LIFRecurrent, Lift
+from spikeexp.module import LI, LIF, LIFRecurrent, Lift, PlasticConv2d, PlasticLinear
 from spikeexp.module.network import SpikingNetwork
 from tests.helpers import compose_like_cli
 
@@ -208,3 +208,30 @@ def test_same_numbers_as_neurobench() -> None:
         kind = "synops_ac" if spiking else "synops_mac"
         assert values[f"{kind}/{layer}"] * 2 == effective
         assert values[f"synops_dense/{layer}"] * 2 == dense
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_plastic_connections_count_like_their_static_twins(conv: bool) -> None:
+    """A plastic connection (evaluation mode: no updates) gives the report of the Linear/Conv
+    layer with the same weights and geometry."""
+    torch.manual_seed(2)
+    if conv:
+        plastic = PlasticConv2d(2, 3, 3, stride=2, padding=1, init_range=[0.0, 1.0])
+        static = nn.Conv2d(2, 3, 3, stride=2, padding=1, bias=False)
+        x = (torch.rand(4, 2, 2, 6, 6) < 0.3).float()
+    else:
+        plastic = PlasticLinear(5, 4, init_range=[0.0, 1.0])
+        static = nn.Linear(5, 4, bias=False)
+        x = (torch.rand(4, 2, 5) < 0.3).float()
+    with torch.no_grad():
+        plastic.weight[0] = 0.0
+        static.weight.copy_(plastic.weight)
+
+    def network(connection: nn.Module) -> SpikingNetwork:
+        layers = OrderedDict(fc1=connection, hidden1=LIF(v_th=0.1))
+        return SpikingNetwork(layers, ["hidden1"]).eval()
+
+    values = run_report(network(plastic), [x])
+    expected = run_report(network(Lift(static)), [x])
+    assert values["synops_ac/hidden1"] > 0
+    assert values == pytest.approx(expected)

@@ -78,6 +78,7 @@ TINY: dict[str, dict[str, list[str]]] = {
         "mlp": ["topology.hidden=[8]"],
         "recurrent": ["topology.hidden=[8]"],
         "conv": ["topology.channels=[2]", "topology.hidden=[8]"],
+        "competitive": ["~topology.hidden", "topology.size=8"],
     },
     "encoder": {"population": ["encoder.size=2"]},
 }
@@ -111,6 +112,8 @@ def expected_refusal(task: str, topology: str, decoder: str, encoder: str) -> st
     rank_fits = encoder != "population" and task not in FLAT_STEP_TASKS
     if topology == "conv" and not rank_fits:
         return "topology=conv needs input [channels, height, width] per time step"
+    if topology == "competitive":  # every task option has a loss and reads fc_out + readout
+        return "topology=competitive has no readout layer"
     if task in VOLTAGE_READING_TASKS and decoder == "spike_count":
         return f"task={task} reads the voltage of its readout layer itself"
     return None

@@ -88,6 +88,14 @@ def test_every_option_composes_and_validates(group: str, option: str) -> None:
         with pytest.raises(ConfigError, match=REFUSED_WITH_DEFAULTS[group, option]):
             validate_config(plain(config))
         return
+    if (group, option) == ("topology", "competitive"):  # the default experiment sets hidden
+        with pytest.raises(ConfigError, match="topology: unknown key 'hidden'"):
+            validate_config(plain(config))
+        return
+    if (group, option) == ("optimizer", "none"):  # the default experiment sets optimizer.lr
+        with pytest.raises(ConfigError, match=r"takes no settings \(got lr\)"):
+            validate_config(plain(config))
+        return
     validate_config(plain(config))
 
 

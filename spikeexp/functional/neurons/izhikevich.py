@@ -36,6 +36,7 @@ from typing import NamedTuple
 import torch
 
 from spikeexp.functional.neurons.base import NeuronModel
+from spikeexp.functional.presets import fill_from_preset
 from spikeexp.functional.surrogate import check_surrogate, spike_and_reset_factor
 from spikeexp.functional.validation import (
     check_choice,
@@ -121,17 +122,7 @@ def izhikevich_preset(name: str) -> IzhikevichParameters:
 
 def resolve_izhikevich(p: IzhikevichParameters) -> IzhikevichParameters:
     """Fill ``a, b, c, d`` left ``None`` from ``p.preset``; explicit values win."""
-    missing = [name for name in _COEFFICIENTS if getattr(p, name) is None]
-    if not missing:
-        return p
-    check_choice("preset", p.preset, PRESET_CHOICES)
-    if p.preset == "custom":
-        raise ValueError(
-            f"{missing[0]} must be set when preset is 'custom' (got None); "
-            f"set a, b, c, d or choose a preset: {', '.join(PRESETS)}"
-        )
-    preset = PRESETS[p.preset]
-    return p._replace(**{name: getattr(preset, name) for name in missing})
+    return fill_from_preset(p, _COEFFICIENTS, PRESETS)
 
 
 def izhikevich_step(
