@@ -237,8 +237,8 @@ inline T surrogate_derivative(T x, T alpha, T given) {
 //   gv' = g_u - a g_u,  gi' = g_j            (gradients of the state before the step)
 // With SG == kGiven, g holds sigma' on entry; otherwise it is computed here (g's entry is not
 // read). g holds the input gradient on exit (not written, and may be null without kGiven, when
-// the gradient summed over time is asked for: gsum in lif_backward_tiles). gz: gradient of the spikes (optional), row t at
-// gz + t * gz_stride (stride 0: the same gradient at every step, e.g. a loss on spike counts).
+// the gradient summed over time is asked for: gsum in lif_backward_tiles). gz: gradient of the
+// spikes (optional), row t at gz + t * gz_stride (stride 0: the same gradient at every step, e.g. a loss on spike counts).
 // gv, gi: gradient of the final state on entry, of the initial state on exit. With PARAMS the
 // parameter gradients ga ... gvr are accumulated per neuron (needs j and v0). One call handles
 // one time step of one tile so that every inner loop has a single access pattern (vectorised).
