@@ -10,11 +10,18 @@ allocator setting is per process), rounds alternate between the variants, and th
 the median over rounds of each round's median step time:
 
 * ``spikeexp``: as ``spikeexp-train`` runs it (``keep_freed_memory``, spikeexp.runtime.allocator);
-* ``spikeexp, channels-last convolutions``: with ``topology.channels_last=true``;
-* ``spikeexp, default allocator``: without ``keep_freed_memory``;
+* ``spikeexp bf16-mixed``: the forward pass under bfloat16 autocast, as
+  ``trainer.precision=bf16-mixed`` runs it (convolutions and GEMMs on AMX / AVX-512 BF16, the
+  neuron state in float32);
+* ``spikeexp matmul-medium``: ``matmul_precision=medium`` (bfloat16 products in the float32
+  Linear layers only);
+* ``spikeexp channels-last``: with ``topology.channels_last=true``;
+* ``spikeexp default-allocator``: without ``keep_freed_memory``;
 * ``Norse``: as a Norse script runs (default allocator);
-* ``Norse, keep_freed_memory``: Norse with spikeexp's allocator setting.
+* ``Norse bf16-mixed``: Norse's network under the same bfloat16 autocast;
+* ``Norse keep_freed_memory``: Norse with spikeexp's allocator setting.
 
+``--variants`` chooses them (default: ``spikeexp``, ``spikeexp bf16-mixed`` and ``Norse``).
 Batches are the first Fashion-MNIST training images when the data are found (see
 ``spikeexp.tasks.mnist``), else uniform noise of the same shape. Norse is optional (the ``bench``
 extra); without it only the spikeexp rows are printed.
@@ -22,7 +29,7 @@ extra); without it only the spikeexp rows are printed.
 Usage::
 
     python benchmarks/bench_convnet.py                  # 3 rounds x 12 steps, 2 threads
-    python benchmarks/bench_convnet.py --rounds 5 --threads 1
+    python benchmarks/bench_convnet.py --rounds 5 --variants all
     python benchmarks/bench_convnet.py --profile        # where spikeexp's step goes
 """
 
@@ -39,18 +46,29 @@ import time
 from collections.abc import Callable
 
 import torch
+from _timing import machine_header
 from torch import nn
 
 BATCH = 64
 STEPS = 8
 WARMUP = 3
-VARIANTS = {  # name: (library, keep_freed_memory, Hydra overrides of the spikeexp network)
-    "spikeexp": ("spikeexp", True, ()),
-    "spikeexp, channels-last convolutions": ("spikeexp", True, ("topology.channels_last=true",)),
-    "spikeexp, default allocator": ("spikeexp", False, ()),
-    "Norse": ("norse", False, ()),
-    "Norse, keep_freed_memory": ("norse", True, ()),
+VARIANTS = {  # name: (library, keep_freed_memory, Hydra overrides of the spikeexp network,
+    # precision: "32" float32, "bf16-mixed" bfloat16 autocast, "medium" matmul precision)
+    "spikeexp": ("spikeexp", True, (), "32"),
+    "spikeexp bf16-mixed": ("spikeexp", True, (), "bf16-mixed"),
+    "spikeexp matmul-medium": ("spikeexp", True, (), "medium"),
+    "spikeexp channels-last": (
+        "spikeexp",
+        True,
+        ("topology.channels_last=true",),
+        "32",
+    ),
+    "spikeexp default-allocator": ("spikeexp", False, (), "32"),
+    "Norse": ("norse", False, (), "32"),
+    "Norse bf16-mixed": ("norse", False, (), "bf16-mixed"),
+    "Norse keep_freed_memory": ("norse", True, (), "32"),
 }
+DEFAULT_VARIANTS = "spikeexp,spikeexp bf16-mixed,Norse"
 
 
 class NorseConvNet(nn.Module):
@@ -124,13 +142,15 @@ def batches(count: int) -> tuple[list[torch.Tensor], list[torch.Tensor], str]:
 
 
 def measure(
-    library: str, keep_memory: bool, overrides: list[str], steps: int
+    library: str, keep_memory: bool, overrides: list[str], precision: str, steps: int
 ) -> dict[str, float | str]:
     """Median milliseconds per training step (forward, backward, Adam) in this process."""
     if keep_memory:
         from spikeexp.runtime.allocator import keep_freed_memory
 
         keep_freed_memory()
+    if precision == "medium":
+        torch.set_float32_matmul_precision("medium")
     torch.manual_seed(0)
     model = spikeexp_model(overrides) if library == "spikeexp" else NorseConvNet()
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
@@ -138,7 +158,9 @@ def measure(
     times = []
     for index, (x, y) in enumerate(zip(images, labels, strict=True)):
         start = time.perf_counter()
-        loss = nn.functional.cross_entropy(model(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed"):
+            logits = model(x)
+        loss = nn.functional.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -184,10 +206,10 @@ def profile(steps: int) -> None:
 
 
 def run_variant(name: str, steps: int, threads: int) -> dict[str, float | str]:
-    library, keep, overrides = VARIANTS[name]
+    library, keep, overrides, precision = VARIANTS[name]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    child = [library, str(int(keep)), json.dumps(list(overrides)), str(steps)]
+    child = [library, str(int(keep)), json.dumps(list(overrides)), precision, str(steps)]
     command = [sys.executable, __file__, "--child", *child]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -200,28 +222,36 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=12, help="timed steps per process")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--variants", default=DEFAULT_VARIANTS, help="comma list of names in VARIANTS, or all"
+    )
     parser.add_argument("--profile", action="store_true", help="profile spikeexp's step instead")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.profile:
         torch.set_num_threads(args.threads)
         profile(args.steps)
         return
     if args.child:
-        library, keep, overrides, steps = args.child
+        library, keep, overrides, precision, steps = args.child
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-        print(json.dumps(measure(library, keep == "1", json.loads(overrides), int(steps))))
+        result = measure(library, keep == "1", json.loads(overrides), precision, int(steps))
+        print(json.dumps(result))
         return
-    names = [n for n in VARIANTS if VARIANTS[n][0] == "spikeexp"]
-    if importlib.util.find_spec("norse") is not None:
-        names += [n for n in VARIANTS if VARIANTS[n][0] == "norse"]
+    wanted = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
+    unknown = [name for name in wanted if name not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: unknown {unknown[0]!r}; valid: {', '.join(VARIANTS)}, all")
+    has_norse = importlib.util.find_spec("norse") is not None
+    names = [n for n in wanted if VARIANTS[n][0] == "spikeexp" or has_norse]
+    print(machine_header(args.threads))
     results: dict[str, list[dict[str, float | str]]] = {name: [] for name in names}
     for _ in range(args.rounds):
         for name in names:
             results[name].append(run_variant(name, args.steps, args.threads))
     source = results[names[0]][0]["data"]
-    print(f"{args.threads} threads, batch {BATCH}, T = {STEPS}, {source}; median of {args.rounds}")
-    print(f"rounds x {args.steps} steps\n")
+    print(f"batch {BATCH}, T = {STEPS}, {source}; median of {args.rounds} rounds x {args.steps}")
+    print("steps (each variant in a fresh process, variants alternating within each round)\n")
     print("| variant | ms / step | samples / s | peak RSS MiB | Norse ms / this |")
     print("|---|---|---|---|---|")
     medians = {

@@ -30,6 +30,7 @@ from spikeexp.engine import build_experiment, build_test_trainer, validate_confi
 from spikeexp.engine.origins import Origins
 from spikeexp.runtime.allocator import keep_freed_memory
 from spikeexp.runtime.checkpoint import verify_checkpoint
+from spikeexp.runtime.processes import set_matmul_precision
 from spikeexp.runtime.run_files import locate_run, offline_config
 
 EVAL_KEYS = ("task_name", "run_dir", "ckpt_path", "checkpoint")
@@ -44,6 +45,7 @@ def evaluate(config: DictConfig, output_dir: str) -> dict[str, float]:
     )
     if spec.config["keep_freed_memory"]:
         keep_freed_memory()
+    set_matmul_precision(spec.config["matmul_precision"])
     pl.seed_everything(spec.config["seed"], workers=True, verbose=False)
     experiment = build_experiment(spec)
     state = verify_checkpoint(checkpoint, experiment.module)["state_dict"]

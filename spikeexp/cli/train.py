@@ -36,7 +36,11 @@ from spikeexp.engine.origins import Origins
 from spikeexp.engine.validate import validate_config
 from spikeexp.runtime.allocator import keep_freed_memory
 from spikeexp.runtime.context import RunContext, run_context, set_run_context
-from spikeexp.runtime.processes import guard_ddp_relaunch, limit_torch_threads
+from spikeexp.runtime.processes import (
+    guard_ddp_relaunch,
+    limit_torch_threads,
+    set_matmul_precision,
+)
 
 
 def _number(value: Any) -> float:
@@ -77,6 +81,7 @@ def train(config: DictConfig) -> dict[str, float]:
         keep_freed_memory()
     pl.seed_everything(settings["seed"], workers=True, verbose=False)
     limit_torch_threads(settings["torch_threads"])
+    set_matmul_precision(settings["matmul_precision"])
     output_dir = Path(settings["paths"]["output_dir"])
     experiment = build_experiment(spec)
     if rank_zero_only.rank == 0:

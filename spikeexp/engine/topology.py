@@ -21,6 +21,11 @@ Topologies (``topology.type``) and their layer names:
   parameters in the topology section); its spikes are the network's output: no ``fc_out`` and no
   ``readout`` (for tasks that read spikes themselves, e.g. label assignment).
 
+A ``Linear`` layer whose input is the spikes of a spiking layer (directly, or through pooling,
+flattening or dropout) is a :class:`~spikeexp.module.SpikeLinear` with the ``auto`` and ``fused``
+backends: the event-driven product where the spike density is below its measured break-even,
+else the dense one (same parameters, results equal to float32 rounding).
+
 Every spiking layer uses the global ``neuron`` config, merged with
 ``topology.layers.<layer>.neuron`` if given (see :func:`spikeexp.engine.schema.merge_neuron`);
 :mod:`spikeexp.engine.validate` checks the section and resolves each layer's neuron once, and the
@@ -72,9 +77,14 @@ from spikeexp.module import (
     PlasticLinear,
     Scale,
     ShortTermPlasticity,
+    SpikeLinear,
     SpikingNetwork,
 )
 from spikeexp.module.competitive import check_repeats
+from spikeexp.module.neuron import FUSING
+
+SPARSITY_KEEPING = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.Flatten, nn.Dropout)
+"""Stateless layers whose output is as sparse as their input (for :class:`SpikeLinear`)."""
 
 LAYER_KEYS = frozenset({"neuron", "input_scale", "plasticity"})
 """Keys of a per-layer entry ``topology.layers.<layer>``."""
@@ -264,6 +274,7 @@ class _Builder:
         self.dt = dt
         self.layers: OrderedDict[str, nn.Module] = OrderedDict()
         self.spiking: list[str] = []
+        self.spike_input = False  # the next layer's input is the spikes of a spiking layer
         self.plastic: dict[str, str] = {}
         self.image_shape: tuple[int, ...] | None = None
 
@@ -289,6 +300,16 @@ class _Builder:
 
     def add_stateless(self, name: str, module: nn.Module, channels_last: bool = False) -> None:
         self.add(name, Lift(module, channels_last))
+        # Pooling, flattening and dropout keep spikes sparse (zeros stay zeros).
+        self.spike_input &= isinstance(module, SPARSITY_KEEPING)
+
+    def linear(self, features: int) -> nn.Linear:
+        """A ``Linear`` from the current features: :class:`~spikeexp.module.SpikeLinear` (the
+        event-driven product, chosen by spike density) where its input is spikes and the
+        backend fuses, else ``nn.Linear``."""
+        if self.spike_input and self.backend in FUSING:
+            return SpikeLinear(self.features, features)
+        return nn.Linear(self.features, features)
 
     def flatten(self) -> None:
         if len(self.shape) != 1:
@@ -309,6 +330,7 @@ class _Builder:
         cls = NEURON_MODULES[f"{model.prefix}{suffix}"]
         kwargs = {key: value for key, value in spec.items() if key != "model"}
         self.add(name, cls(**sizes, backend=self.backend, **kwargs))
+        self.spike_input = model.spiking
         if model.spiking:
             self.spiking.append(name)
 
@@ -341,11 +363,12 @@ class _Builder:
                 **spec,
             )
         self.add(name, plastic)
+        self.spike_input = False
         self.plastic[name] = post
 
     def dense_layers(self, hidden: list[int], dropout: float, batch_norm: bool) -> None:
         for index, size in enumerate(hidden, start=1):
-            self.add_connection(f"fc{index}", f"hidden{index}", nn.Linear(self.features, size))
+            self.add_connection(f"fc{index}", f"hidden{index}", self.linear(size))
             if batch_norm:
                 self.add_stateless(f"bn{index}", nn.BatchNorm1d(size))
             self.add_neuron(f"hidden{index}", self.neurons[f"hidden{index}"])
@@ -447,6 +470,6 @@ def build_network(
     TOPOLOGIES[spec.type][1](spec, builder)
     if spec.readout:
         builder.flatten()
-        builder.add_stateless("fc_out", nn.Linear(builder.features, num_outputs))
+        builder.add_stateless("fc_out", builder.linear(num_outputs))
         builder.add_neuron("readout", readout)
     return SpikingNetwork(builder.layers, builder.spiking, builder.plastic)

@@ -75,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
     "last_checkpoint_every_n_steps": None,
     "regularization": {},
     "torch_threads": None,
+    "matmul_precision": "highest",
     "keep_freed_memory": False,
     "unroll": {"backend": "auto"},
     "scheduler": None,
@@ -88,6 +89,8 @@ DEFAULTS: dict[str, Any] = {
 """Optional top-level keys and their values when a config leaves them out."""
 
 SCHEDULER_KEYS = ("scheduler", "interval", "frequency", "monitor")
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+"""Values of ``matmul_precision`` (``torch.set_float32_matmul_precision``)."""
 MAX_SEED = 2**32 - 1
 """The largest seed NumPy (and so ``seed_everything``) accepts."""
 
@@ -167,6 +170,11 @@ def _check_top_level(config: Mapping[str, Any]) -> None:
             f"test_checkpoint must be one of best, last (got {config['test_checkpoint']!r})"
         )
     check_type("keep_freed_memory", config["keep_freed_memory"], bool)
+    if config["matmul_precision"] not in MATMUL_PRECISIONS:
+        raise ConfigError(
+            f"matmul_precision must be one of {', '.join(MATMUL_PRECISIONS)} "
+            f"(got {config['matmul_precision']!r})"
+        )
     check_type("optimized_metric", config["optimized_metric"], str)
     if config["optimized_mode"] not in ("max", "min"):
         raise ConfigError(

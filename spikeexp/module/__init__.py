@@ -1,5 +1,6 @@
 """PyTorch modules: the neuron classes (generic wrappers bound to each model), containers, the
-network, encoders, decoders, pooling, readouts, plastic connections and the competitive layer."""
+network, encoders, decoders, pooling, readouts, plastic connections, the competitive layer and
+linear layers for spike input."""
 
 from spikeexp.functional.unroll import RecurrentState
 from spikeexp.module.competitive import CompetitiveLIF
@@ -13,6 +14,7 @@ from spikeexp.module.encode import (
     PopulationEncoder,
     SpikeLatencyEncoder,
 )
+from spikeexp.module.linear import SpikeLinear
 from spikeexp.module.network import Scale, SpikingNetwork
 from spikeexp.module.neuron import (
     BACKENDS,
@@ -129,6 +131,7 @@ __all__ = [
     "ShortTermPlasticity",
     "SpikeCount",
     "SpikeLatencyEncoder",
+    "SpikeLinear",
     "SpikingNetwork",
     "SumPool2d",
 ]

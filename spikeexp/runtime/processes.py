@@ -39,6 +39,12 @@ def limit_torch_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def set_matmul_precision(precision: str) -> None:
+    """``torch.set_float32_matmul_precision(precision)``: ``highest`` (float32), ``high`` (TF32
+    where the hardware has it) or ``medium`` (bfloat16 products, float32 accumulation)."""
+    torch.set_float32_matmul_precision(precision)
+
+
 def _spawn_alias(strategy: str) -> str | None:
     """The ``ddp_spawn`` alias of a ``ddp`` (popen) strategy name, None for other names."""
     if strategy == "ddp" or strategy.startswith("ddp_find_unused_parameters_"):

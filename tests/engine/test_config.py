@@ -187,6 +187,10 @@ def test_hydra_run_and_sweep_dirs_without_chdir() -> None:
         ("+nope=1", "the config: unknown top-level key 'nope'"),
         ("+trainer.nope=1", "trainer: unknown key 'nope'"),
         ("torch_threads=0", "torch_threads must be null or >= 1 (got 0)"),
+        (
+            "matmul_precision=low",
+            "matmul_precision must be one of highest, high, medium (got 'low')",
+        ),
         ("recompute_steps=0", "recompute_steps must be null or >= 1 (got 0)"),
         ("+topology.layers.hidden7.input_scale=2", "no spiking layer named 'hidden7'"),
     ],

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
+from torch import nn
 
 from spikeexp.cli.train import train
 from spikeexp.engine.experiment import build_experiment, build_trainer
 from spikeexp.engine.schema import ConfigError
 from spikeexp.engine.spiking_module import Regularization, SpikingModule
+from spikeexp.module import Lift, SpikeLinear
 from tests.engine.test_config import default_groups, group_options
 from tests.helpers import compose_like_cli
 from tests.tasks.conftest import fake_dataset
@@ -216,6 +218,70 @@ def test_channels_last_conv_network_computes_the_same(tmp_path: Path, compose_ru
     assert float(maps["plain"].mean()) > 0.01, "the comparison needs spikes"
     torch.testing.assert_close(maps["fast"], maps["plain"])
     torch.testing.assert_close(maps["fast out"], maps["plain out"])
+
+
+def test_linear_layers_fed_by_spikes_use_the_spike_product(tmp_path: Path, compose_run) -> None:
+    """``auto``: every Linear after a spiking layer (through pooling and flattening) is a
+    SpikeLinear, the first one (fed by the encoder) an nn.Linear; ``reference``: all nn.Linear.
+    Both networks compute the same to float32 rounding, forward and gradients."""
+    overrides = ["topology=conv", "topology.channels=[4,6]", "topology.hidden=[40, 30]"]
+    overrides += ["+topology.layers.spike_conv2.input_scale=10", f"paths.output_dir={tmp_path}"]
+    fast = build_experiment(compose_run(overrides)).module.network
+    plain = build_experiment(compose_run([*overrides, "unroll.backend=reference"])).module.network
+    layers = fast.layers
+    assert [type(getattr(layers, n).module) for n in ("fc1", "fc2", "fc_out")] == [SpikeLinear] * 3
+    plain_types = {type(m.module) for m in plain.layers if isinstance(m, Lift)}
+    assert SpikeLinear not in plain_types and nn.Linear in plain_types
+    mlp = build_experiment(compose_run([f"paths.output_dir={tmp_path}"])).module.network
+    assert type(mlp.layers.fc1.module) is nn.Linear
+    assert type(mlp.layers.fc_out.module) is SpikeLinear
+    plain.load_state_dict(fast.state_dict())
+    x = torch.rand(20, 3, 1, 8, 8) * 8
+    results = []
+    for network in (fast, plain):
+        out, _ = network(x)
+        out.pow(2).sum().backward()
+        results.append((out, network.layers.fc2.module.weight.grad))
+    assert float(results[1][1].abs().max()) > 0, "the comparison needs gradients"
+    for actual, expected in zip(*results, strict=True):
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_mixed_precision_trains_with_the_fused_kernels(
+    tmp_path: Path, compose_run, idx_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``trainer.precision=bf16-mixed`` with ``matmul_precision=medium``: the convolutions and
+    Linear layers run in bfloat16 (autocast), the fused LIF kernels take bfloat16 currents with a
+    float32 state, and training runs with finite losses."""
+    from spikeexp.functional.fused import cpu
+
+    seen = []
+    forward = cpu.lif_forward
+
+    def spy(x, *args):
+        seen.append((x.dtype, args[3].dtype))  # input, state v
+        return forward(x, *args)
+
+    monkeypatch.setattr(cpu, "lif_forward", spy)
+    overrides = [
+        "experiment=fashion_mnist_conv",
+        "topology.channels=[4,6]",
+        "topology.hidden=[16]",
+        f"data.root={idx_root}",
+        "trainer.precision=bf16-mixed",
+        "matmul_precision=medium",
+        "logger=none",
+        "callbacks=minimal",
+        "test=false",
+        f"paths.output_dir={tmp_path}",
+        *FEW_BATCHES,
+    ]
+    try:
+        metrics = train(compose_run(overrides))
+    finally:
+        torch.set_float32_matmul_precision("highest")
+    assert (torch.bfloat16, torch.float32) in seen
+    assert math.isfinite(metrics["train/loss"])
 
 
 @pytest.mark.parametrize("scale", ["0", "-1", "inf", "true", "fast"])

@@ -89,6 +89,158 @@ def test_surrogates_inside_the_kernel_round_like_pytorch(
     assert float(results[0][0].abs().max()) > 0
 
 
+def _bits(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    """The bit patterns of ``tensor`` with every NaN replaced by one pattern (NaN payloads carry
+    no meaning; where NaNs are, and every other bit, signed zeros included, does)."""
+    if tensor is None:
+        return None
+    integer = {torch.float32: torch.int32, torch.float64: torch.int64}.get(
+        tensor.dtype, torch.int16
+    )
+    return torch.where(tensor.isnan(), torch.nan, tensor).view(integer)
+
+
+def _assert_bit_identical(actual: torch.Tensor | None, expected: torch.Tensor | None) -> None:
+    if expected is None or actual is None:
+        assert actual is None and expected is None
+        return
+    assert torch.equal(_bits(actual), _bits(expected))
+
+
+def _non_finite_inputs(dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    torch.manual_seed(11)
+    x = torch.randn(30, 4, 40, dtype=dtype) * 4.0 + 1.0
+    x[3, 0, :5] = float("inf")  # v = inf spikes, then NaN (0 * inf) as in lif_step
+    x[5, 1, 5:10] = float("-inf")
+    x[7, 2, 10:15] = float("nan")
+    x[20, 3, 20] = torch.finfo(dtype).max  # overflow to inf inside the step
+    v0 = torch.rand(4, 40, dtype=dtype) * 0.5
+    v0[3, 30] = float("inf")
+    i0 = torch.randn(4, 40, dtype=dtype)
+    i0[3, 31] = float("nan")
+    return x, v0, i0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method", ["super", "triangle", "sigmoid"])
+@pytest.mark.parametrize("loss_on", ["spikes+v+i", "spikes", "v", "i"])
+def test_inf_and_nan_follow_the_reference_bit_for_bit(
+    dtype: torch.dtype, method: str, loss_on: str
+) -> None:
+    """Infinite and NaN inputs and states: spikes, final state and gradients (input and initial
+    state) bit-identical to the step loop, NaN where it has NaN (an infinite voltage resets to
+    NaN, as (1 - z) v + z v_reset does; a NaN gradient is not zeroed by the reset). Gradients
+    that the loss does not reach stay absent, not zero."""
+    runs = []
+    for run in (reference_sequence, lif_fused_sequence):
+        x, v0, i0 = (t.requires_grad_() for t in _non_finite_inputs(dtype))
+        p = LIFParameters(method=method, alpha=20.0, v_reset=-0.1)
+        spikes, final = run(LIF, x, LIFState(v0, i0), p, 1e-3)
+        terms = {
+            "spikes": ((spikes.sum(0) - 2.0) ** 2).mean(),
+            "v": (final.v * 0.7).sum(),
+            "i": (final.i * 0.3).sum(),
+        }
+        loss = sum(terms[name] for name in loss_on.split("+"))
+        grads = torch.autograd.grad(loss, [x, v0, i0], allow_unused=True)
+        runs.append((spikes, final.v, final.i, *grads))
+    for actual, expected in zip(runs[1], runs[0], strict=True):
+        _assert_bit_identical(actual, expected)
+    v, gx = runs[0][1], runs[0][3]
+    assert bool(v.isnan().any()) and bool(gx.isfinite().any())
+    assert bool(gx.isnan().any()) == (loss_on != "i")  # the current alone stays finite
+
+
+@pytest.mark.parametrize("method", ["super", "fast_sigmoid", "straight_through", "tanh"])
+def test_finite_gradients_are_bit_identical_to_the_reference(method: str) -> None:
+    """The backward sums autograd's terms in autograd's order: the input and initial-state
+    gradients equal the step loop's bit for bit (not only within rounding)."""
+    x, v0, i0 = _inputs((40, 3, 17))
+    p = LIFParameters(method=method, alpha=20.0, v_leak=0.1, v_reset=-0.2)
+    runs = []
+    for run in (reference_sequence, lif_fused_sequence):
+        spikes, final = run(LIF, x, LIFState(v0, i0), p, 1e-3)
+        runs.append(_grads(_spike_count_loss(spikes, final), [x, v0, i0]))
+    for actual, expected in zip(*runs, strict=True):
+        _assert_bit_identical(actual, expected)
+
+
+def test_double_backward_through_the_fused_kernels_raises() -> None:
+    x, v0, i0 = _inputs((10, 2, 8))
+    spikes, final = lif_fused_sequence(LIF, x, LIFState(v0, i0), LIFParameters(), 1e-3)
+    (gx,) = torch.autograd.grad(_spike_count_loss(spikes, final), [x], create_graph=True)
+    assert gx.requires_grad
+    with pytest.raises(RuntimeError, match="double backward through spikeexp::lif_sequence"):
+        torch.autograd.grad(gx.pow(2).sum(), [x])
+    spikes, _ = lif_fused_sequence(LIF, x, LIFState(v0, i0), LIFParameters(), 1e-3)
+    (gx,) = torch.autograd.grad(spikes.sum(), [x], create_graph=True)  # a linear loss
+    with pytest.raises(RuntimeError, match="double backward through spikeexp::lif_sequence"):
+        (gx.pow(2).sum() + x.sum()).backward()
+    layer = snn.LSNNRecurrent(5, 6)
+    data = ((torch.rand(20, 3, 5) < 0.4).float() * 3).requires_grad_()
+    (gd,) = torch.autograd.grad(layer(data)[0].sum(0).pow(2).sum(), [data], create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward through spikeexp::recurrent_sequence"):
+        torch.autograd.grad(gd.pow(2).sum(), [data])
+
+
+@pytest.mark.parametrize("method", ["super", "sigmoid"])
+def test_bfloat16_kernels_equal_the_float32_conversion(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bfloat16 currents and spikes read and written by the kernels themselves give the same
+    bits as converting them to and from float32 around the float32 kernels (inf and NaN too)."""
+    torch.manual_seed(6)
+    data = (torch.randn(20, 4, 70) * 4 + 1).bfloat16()
+    data[3, 0, :3] = float("inf")
+    data[5, 1, 3:6] = float("nan")
+    runs = []
+    for direct in (True, False):
+        if not direct:
+            monkeypatch.setattr(cpu, "_direct_bfloat16", lambda *args: False)
+        x = data.clone().requires_grad_()
+        v0, i0 = torch.zeros(4, 70, requires_grad=True), torch.zeros(4, 70, requires_grad=True)
+        p = LIFParameters(method=method)
+        spikes, final = lif_fused_sequence(LIF, x, LIFState(v0, i0), p, 1e-3)
+        loss = ((spikes.float().sum(0) - 2.0) ** 2).mean() + final.v.pow(2).sum()
+        runs.append((spikes, final.v, final.i, *_grads(loss, [x, v0, i0])))
+    assert runs[0][0].dtype == torch.bfloat16 and runs[0][3].dtype == torch.bfloat16
+    for actual, expected in zip(*runs, strict=True):
+        _assert_bit_identical(actual, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("method", ["super", "sigmoid"])
+def test_constant_input_gradient_is_summed_inside_the_kernel(
+    dtype: torch.dtype, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stride-0 view of one step (Lift of a constant input): the operator gets that step and
+    the number of steps, and returns its gradient summed over time, the reference's to
+    rounding, with learnable parameters too."""
+    calls = []
+    operator = ops.lif_sequence
+    monkeypatch.setattr(ops, "lif_sequence", lambda *args: calls.append(args) or operator(*args))
+    torch.manual_seed(7)
+    values = (torch.randn(3, 70) * 4.0 + 1.0).to(dtype)
+    runs = []
+    for run in (reference_sequence, lif_fused_sequence):
+        step = values.clone().requires_grad_()
+        state_dtype = torch.float32 if dtype == torch.bfloat16 else dtype
+        v0 = torch.zeros(3, 70, dtype=state_dtype, requires_grad=True)
+        i0 = torch.zeros(3, 70, dtype=state_dtype, requires_grad=True)
+        v_th = torch.full((70,), 1.0, dtype=state_dtype, requires_grad=True)
+        x = step.unsqueeze(0).expand(25, 3, 70)
+        p = LIFParameters(v_th=v_th, method=method, alpha=20.0)
+        spikes, final = run(LIF, x, LIFState(v0, i0), p, 1e-3)
+        loss = ((spikes.float().sum(0) - 2.0) ** 2).mean() + final.v.pow(2).sum()
+        runs.append((spikes, *_grads(loss, [step, v0, i0, v_th])))
+    assert calls and calls[0][0].shape == (3, 70) and calls[0][-1] == 25
+    assert torch.equal(runs[0][0], runs[1][0])
+    tolerance = 1e-2 if dtype == torch.bfloat16 else GRAD_TOL
+    for actual, expected in zip(runs[1][1:], runs[0][1:], strict=True):
+        assert actual.dtype == expected.dtype
+        _close(actual.float(), expected.float(), tolerance)
+
+
 def test_feed_forward_float64_and_nonzero_leak_reset() -> None:
     x, v0, i0 = _inputs((30, 4, 9), torch.float64)
     p = LIFParameters(v_leak=0.1, v_reset=-0.2, tau_syn_inv=150.0, tau_mem_inv=250.0)
@@ -287,6 +439,19 @@ def test_recurrent_lsnn_matches_reference(adaptation: str, method: str) -> None:
     _recurrent_case(LSNN, p)
 
 
+@pytest.mark.parametrize("model", ["lif", "norse", "bellec"])
+def test_recurrent_backward_with_blas_products_matches_reference(
+    model: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backward path of large hidden sizes (one kernel call per step, g_t W by BLAS)."""
+    monkeypatch.setattr(cpu, "BLAS_HIDDEN", 1)
+    if model == "lif":
+        _recurrent_case(LIF, LIFParameters(method="arctan", alpha=30.0))
+    else:
+        beta = 0.3 if model == "norse" else 30.0
+        _recurrent_case(LSNN, LSNN.parameters(adaptation=model, beta=beta, tau_adapt_inv=50.0))
+
+
 @pytest.mark.parametrize("adaptation", ["norse", "bellec"])
 def test_recurrent_per_neuron_parameters_and_float64(adaptation: str) -> None:
     """Per-neuron beta as in the memory experiment (0 = plain LIF neurons in an LSNN layer)."""
@@ -298,6 +463,36 @@ def test_recurrent_per_neuron_parameters_and_float64(adaptation: str) -> None:
         adaptation=adaptation,
     )
     _recurrent_case(LSNN, p, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("model", ["lif", "lsnn"])
+def test_recurrent_inf_and_nan_follow_the_reference(model: str) -> None:
+    """An infinite input current: the voltage resets to NaN (not v_reset) as in the step
+    functions, NaNs appear where the reference has them, in the output, the final state and
+    the gradients; the finite values agree to rounding."""
+    torch.manual_seed(4)
+    neuron = MODELS[model]
+    p = neuron.parameters(method="super", alpha=30.0)
+    x = (torch.rand(25, 3, 7) < 0.3).float()
+    x[4, 1, :] = float("inf")  # row 1 of the batch diverges from step 4 on
+    w_in = (torch.randn(9, 7) * 1.5).requires_grad_()
+    w_rec = (torch.randn(9, 9) * 0.6).requires_grad_()
+    z0 = torch.zeros(3, 9)
+    runs = []
+    for run in (reference_recurrent_sequence, neuron.fused_recurrent_sequence):
+        state = RecurrentState(z0, neuron.initial_state(p, z0))
+        data = x.clone().requires_grad_()
+        spikes, final = run(neuron, data, state, w_in, w_rec, p, 1e-3)
+        loss = ((spikes[:, [0, 2]].sum(0) - 2.0) ** 2).mean() + final.neuron.v[0].sum()
+        runs.append((spikes, *final.neuron, *_grads(loss, [data, w_in, w_rec])))
+    grad_x = runs[0][-3]
+    assert bool(runs[0][1].isnan().any()) and bool(grad_x.isnan().any())  # the diverged row
+    assert bool(grad_x[:, 0].isfinite().all()) and float(grad_x[:, 0].abs().max()) > 0
+    for actual, expected in zip(runs[1], runs[0], strict=True):
+        assert torch.equal(actual.isnan(), expected.isnan())
+        finite = ~expected.isnan()  # weight gradients: all NaN (0 * NaN in the diverged row)
+        if bool(finite.any()):
+            _close(actual[finite], expected[finite], GRAD_TOL)
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))

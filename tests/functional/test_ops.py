@@ -16,12 +16,6 @@ from tests.functional import fused_cases as cases
 
 pytestmark = pytest.mark.skipif(build.kernels() is None, reason="no C++ compiler")
 
-CPP_SELECT_RESET = pytest.mark.xfail(
-    strict=True,
-    reason="the C++ LIF and recurrent kernels reset with a select: an infinite voltage is "
-    "reset instead of becoming NaN",
-)
-
 
 @pytest.mark.parametrize("layout", ["contiguous", "constant", "channels_last", "transposed"])
 @pytest.mark.parametrize("name", ["li", "lsnn"])
@@ -81,13 +75,12 @@ def test_recurrent_lsnn_through_the_operator() -> None:
     cases.check_recurrent(cases.LSNN, p)
 
 
-@pytest.mark.parametrize("name", ["li", "lsnn", pytest.param("lif", marks=CPP_SELECT_RESET)])
+@pytest.mark.parametrize("name", ["li", "lsnn", "lif"])
 def test_feed_forward_nan_and_inf_as_the_reference(name: str) -> None:
     model = cases.MODELS[name]
     cases.check_feed_forward(model, model.parameters(), shape=(8, 2, 6), nonfinite=True)
 
 
-@CPP_SELECT_RESET
 @pytest.mark.parametrize("name", ["lif", "lsnn"])
 def test_recurrent_nan_and_inf_as_the_reference(name: str) -> None:
     model = cases.MODELS[name]
@@ -118,6 +111,11 @@ def _opcheck_cases():
     return {
         "lif": (ops.lif_sequence, (x, v0, i0, *params, "super", 10.0, 1)),
         "lif_constant_input": (ops.lif_sequence, (constant, v0, i0, *params, "erfc", 3.0, 1)),
+        "lif_repeated_step": (ops.lif_sequence, (constant[0], v0, i0, *params, "super", 3.0, 1, 5)),
+        "lif_repeated_step_given_surrogate": (
+            ops.lif_sequence,
+            (constant[0], v0, i0, *params, "sigmoid", 3.0, 1, 5),
+        ),
         "lif_parameter_grads": (
             ops.lif_sequence,
             (x, v0, i0, *(t.clone().requires_grad_() for t in params), "sigmoid", 5.0, 2),
@@ -149,7 +147,7 @@ def test_second_derivatives_raise_a_clear_error() -> None:
     x, (v0, i0), params = _lif_args()
     z, v, *_ = ops.lif_sequence(x, v0, i0, *params, "super", 10.0, 1)
     (grad,) = torch.autograd.grad((z.sum() + v.pow(2).sum()), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="lif_sequence_backward"):
+    with pytest.raises(RuntimeError, match="double backward through spikeexp::lif_sequence"):
         grad.sum().backward()
 
 

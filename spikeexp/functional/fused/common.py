@@ -84,17 +84,30 @@ def broadcasts_to(value: Any, shape: torch.Size) -> bool:
     """``value`` (float or tensor) broadcasts to ``shape`` without enlarging it."""
     if not isinstance(value, torch.Tensor):
         return True
-    try:
-        return torch.broadcast_shapes(value.shape, shape) == shape
-    except RuntimeError:
+    # The broadcasting rule by hand: torch.broadcast_shapes costs ~0.1 ms per call, a share
+    # of a small layer's whole step.
+    own = tuple(value.shape)
+    if len(own) > len(shape):
         return False
+    return all(
+        size in (1, target) for size, target in zip(own[::-1], tuple(shape)[::-1], strict=False)
+    )
 
 
 def per_neuron(value: Any, shape: torch.Size, like: torch.Tensor) -> torch.Tensor:
-    """A parameter as a contiguous tensor of ``shape`` (autograd sums the gradient back)."""
+    """A parameter as a contiguous tensor of ``shape`` (autograd sums the gradient back). A
+    number becomes a constant array, made once per value, shape, dtype and device (the kernels
+    only read it) outside ``torch.compile`` tracing."""
     if isinstance(value, torch.Tensor):
         return value.to(like.dtype).expand(shape).contiguous()
-    return torch.full(shape, value, dtype=like.dtype, device=like.device)
+    if torch.compiler.is_compiling():
+        return torch.full(shape, value, dtype=like.dtype, device=like.device)
+    return _constant(float(value), tuple(shape), like.dtype, like.device)
+
+
+@functools.lru_cache(maxsize=256)
+def _constant(value: float, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device):
+    return torch.full(shape, value, dtype=dtype, device=device)
 
 
 def is_dense(tensor: torch.Tensor) -> bool:
@@ -139,15 +152,17 @@ def state_step(x: torch.Tensor) -> torch.Tensor:
     return x[0] if x.dtype == dtype else torch.empty_like(x[0], dtype=dtype)
 
 
-def laid_out_like(value: Any, like: torch.Tensor) -> torch.Tensor:
+def laid_out_like(value: Any, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``value`` (float or tensor broadcasting to ``like``) as a tensor with ``like``'s shape,
-    dtype and memory layout (strides); differentiable, a copy only where needed."""
+    memory layout (strides) and dtype (or ``dtype``); differentiable, a copy only where
+    needed."""
+    dtype = like.dtype if dtype is None else dtype
     if not isinstance(value, torch.Tensor):
-        return torch.full_like(like, value)
-    value = value.to(like.dtype)
+        return torch.full_like(like, value, dtype=dtype)
+    value = value.to(dtype)
     if value.shape == like.shape and value.stride() == like.stride():
         return value
-    return torch.empty_like(like).copy_(value.expand(like.shape))
+    return torch.empty_like(like, dtype=dtype).copy_(value.expand(like.shape))
 
 
 MIN_SHARED_PERIOD = 64  # neurons per sample below which parameters are laid out per neuron
@@ -206,10 +221,11 @@ def surrogate_of(
 
 
 def time_rows(
-    grad: torch.Tensor | None, like: torch.Tensor | None = None
+    grad: torch.Tensor | None, like: torch.Tensor | None = None, dtype: torch.dtype | None = None
 ) -> tuple[torch.Tensor | None, int]:
     """A ``[T, ...]`` gradient as (tensor, elements between time rows) for the kernels, laid out
-    like ``like`` (a ``[T, ...]`` tensor; default: contiguous).
+    like ``like`` (a ``[T, ...]`` tensor; default: contiguous), in ``like``'s dtype or
+    ``dtype``.
 
     A gradient broadcast over time (stride 0, as from a loss on spike counts) is passed as one
     row with stride 0 instead of being materialised.
@@ -217,8 +233,9 @@ def time_rows(
     if grad is None:
         return None, 0
     if grad.stride(0) == 0:
-        return (grad[0].contiguous() if like is None else laid_out_like(grad[0], like[0])), 0
-    grad = grad.contiguous() if like is None else laid_out_like(grad, like)
+        step = grad[0]
+        return (step.contiguous() if like is None else laid_out_like(step, like[0], dtype)), 0
+    grad = grad.contiguous() if like is None else laid_out_like(grad, like, dtype)
     return grad, grad[0].numel()
 
 
@@ -241,3 +258,38 @@ def pointer(tensor: torch.Tensor | None) -> int | None:
 
 def any_requires_grad(values: list[Any]) -> bool:
     return any(isinstance(v, torch.Tensor) and v.requires_grad for v in values)
+
+
+class _NoSecondDerivative(torch.autograd.Function):
+    """Identity on ``count`` tensors whose backward raises: marks gradients computed by a kernel
+    that has no derivative of its own, so that differentiating them fails loudly instead of
+    giving zero. Further tensors (the incoming gradients, which lead back into the forward graph)
+    only connect the node to the graph, so that ``torch.autograd.grad`` reaches it."""
+
+    @staticmethod
+    def forward(ctx, what: str, count: int, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        ctx.what = what
+        return tuple(t.view_as(t) for t in tensors[:count])
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor) -> None:
+        raise RuntimeError(
+            f"double backward through {ctx.what} is not supported (its gradient is computed by "
+            "a kernel that has no derivative of its own); for higher-order gradients run the "
+            "layer with backend='reference' or 'compiled' (unroll.backend)"
+        )
+
+
+def first_order_only(
+    what: str, grads: tuple[torch.Tensor | None, ...], incoming: tuple[torch.Tensor | None, ...]
+) -> tuple[torch.Tensor | None, ...]:
+    """``grads`` (the results of a kernel's backward, from the ``incoming`` output gradients)
+    unchanged, except that under ``create_graph=True`` they carry a graph node that raises when
+    differentiated again."""
+    present = [g for g in grads if g is not None]
+    if not torch.is_grad_enabled() or not present:
+        return grads
+    links = [g for g in incoming if g is not None and g.requires_grad]
+    outputs = [g.detach().requires_grad_() for g in present]
+    marked = iter(_NoSecondDerivative.apply(what, len(outputs), *outputs, *links))
+    return tuple(None if g is None else next(marked) for g in grads)

@@ -43,32 +43,52 @@ def _state_output(out: Tensor, dtype: torch.dtype) -> Tensor:
     return out if out.dtype == dtype else torch.empty_like(out, dtype=dtype)
 
 
+def _direct_bfloat16(sequence: Tensor | None, state: Tensor) -> bool:
+    """The bfloat16 LIF kernels read or write ``sequence`` as it is (no float32 copy)."""
+    bfloat16 = sequence is None or sequence.dtype == torch.bfloat16
+    return bfloat16 and state.dtype == torch.float32
+
+
 def lif_forward(x, z, u, j, v, i, a, b, v_leak, v_th, v_reset) -> None:
     """Feed-forward LIF: spikes ``z``, saved ``u`` and ``j`` (empty: not saved), state ``v``,
-    ``i`` updated in place."""
-    xs = _in_state_dtype(x, v.dtype)
-    zs = _state_output(z, v.dtype)
-    run = kernel("lif_forward", v.dtype)
+    ``i`` updated in place. A bfloat16 ``x`` and ``z`` are read and written as they are."""
+    direct = x.dtype == torch.bfloat16 and _direct_bfloat16(z, v)
+    xs = x if direct else _in_state_dtype(x, v.dtype)
+    zs = z if direct else _state_output(z, v.dtype)
+    run = kernel("lif_forward", x.dtype if direct else v.dtype)
     ptrs = [pointer(t) for t in (zs, u, j, v, i, a, b, v_leak, v_th, v_reset)]
     run(x.shape[0], x[0].numel(), period(a), pointer(xs), input_stride(x), *ptrs)
     if zs is not z:
         z.copy_(zs)
 
 
+SUMS_OVER_TIME = True
+""":func:`lif_backward` can return the input gradient summed over time (``time_sum``) without
+writing it per step, for an input that is the same at every step."""
+
+
 def lif_backward(
-    method, alpha, u, g, grad_z, gv, gi, v0, j, a, b, v_leak, v_th, v_reset, grads
-) -> None:
+    method, alpha, u, g, grad_z, gv, gi, v0, j, a, b, v_leak, v_th, v_reset, grads, given,
+    time_sum=None,
+) -> None:  # fmt: skip
     """Backward of :func:`lif_forward`: input gradient into ``g``; ``gv``, ``gi`` from the final
     to the initial state's gradient; parameter gradients accumulated into ``grads`` (empty:
-    none)."""
+    none). ``given``: whether the final state's gradients ``(gv, gi)`` exist; an absent one
+    (zero-filled) contributes no terms at all, as in autograd, where ``0 * inf`` would be NaN.
+    ``time_sum`` (a state-shaped tensor): receives the input gradient summed over time instead
+    of ``g`` (which may then be ``None``: the surrogate derivative of the non-inline surrogates
+    gets a buffer of its own)."""
     code = INLINE_SURROGATES.get(method, 0)
     if not code:
+        g = torch.empty_like(u) if g is None else g
         surrogate_of(u, v_th, method, alpha, out=g)
-    gz, gz_stride = time_rows(grad_z, u)
-    run = kernel("lif_backward", u.dtype)
-    head = [pointer(t) for t in (u, g, gz)]
-    tail = [pointer(t) for t in (gv, gi, v0, j, a, b, v_leak, v_th, v_reset, *grads)]
-    run(code, alpha, u.shape[0], u[0].numel(), period(a), *head, gz_stride, *tail)
+    direct = grad_z is not None and grad_z.dtype == torch.bfloat16 and _direct_bfloat16(None, u)
+    gz, gz_stride = time_rows(grad_z, u, torch.bfloat16 if direct else None)
+    run = kernel("lif_backward", torch.bfloat16 if direct else u.dtype)
+    head = [pointer(t) for t in (u, g, time_sum, gz)]
+    state = [pointer(gv), pointer(gi), *(int(flag) for flag in given)]
+    tail = [pointer(t) for t in (v0, j, a, b, v_leak, v_th, v_reset, *grads)]
+    run(code, alpha, u.shape[0], u[0].numel(), period(a), *head, gz_stride, *state, *tail)
 
 
 def lsnn_forward(mode, x, z, u, d, v, i, adapt, a, bs, c, v_leak, v_th, v_reset, beta) -> None:
@@ -127,19 +147,33 @@ def recurrent_forward(
         z.copy_(zs)
 
 
+BLAS_HIDDEN = 256
+"""Hidden sizes from which the recurrent backward computes each step's recurrent gradient
+:math:`g_t W` with one BLAS product over the batch instead of the kernel's loop per batch row
+(which streams all of ``W`` for every row; measured: ``benchmarks/bench_recurrent.py``)."""
+
+
 def recurrent_backward(
     mode, method, alpha, d, weights, grad_z, g, gv, gi, gb, gz0, a, bs, c, beta
 ) -> None:
     """Backward of :func:`recurrent_forward` through the neurons and ``W_rec``: the gradient of
-    the total input current into ``g``; ``gz0`` holds the final spikes' gradient on entry."""
+    the total input current into ``g``; ``gz0`` holds the final spikes' gradient on entry. From
+    :data:`BLAS_HIDDEN` neurons on, one kernel call per step and a BLAS product in between."""
     steps, batch, hidden = d.shape
     sg = surrogate_of(d, None, method, alpha)
     gz, gz_stride = time_rows(grad_z, d)
     w = weights.to(d.dtype).contiguous()
     run = kernel("recurrent_backward", d.dtype)
-    head = [pointer(t) for t in (d, sg, w, gz)]
-    tail = [pointer(t) for t in (g, gv, gi, gb, gz0, a, bs, c, beta)]
-    run(mode, steps, batch, hidden, *head, gz_stride, *tail)
+    state = [pointer(t) for t in (gv, gi, gb, gz0, a, bs, c, beta)]
+    if hidden < BLAS_HIDDEN:
+        head = [pointer(t) for t in (d, sg, w, gz)]
+        run(mode, steps, batch, hidden, *head, gz_stride, pointer(g), *state)
+        return
+    for t in range(steps - 1, -1, -1):
+        gz_t = None if gz is None else (gz[t] if gz_stride else gz)
+        head = [pointer(x) for x in (d[t], sg[t], None, gz_t)]
+        run(mode, 1, batch, hidden, *head, 0, pointer(g[t]), *state)
+        torch.mm(g[t], w, out=gz0)
 
 
 def _pool_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -156,9 +156,12 @@ def lif_forward(x, z, u, j, v, i, a, b, v_leak, v_th, v_reset) -> None:
 
 
 def lif_backward(
-    method, alpha, u, g, grad_z, gv, gi, v0, j, a, b, v_leak, v_th, v_reset, grads
-) -> None:
-    """Backward of :func:`lif_forward` (see :func:`spikeexp.functional.fused.cpu.lif_backward`)."""
+    method, alpha, u, g, grad_z, gv, gi, v0, j, a, b, v_leak, v_th, v_reset, grads,
+    given=(True, True),
+) -> None:  # fmt: skip
+    """Backward of :func:`lif_forward` (see :func:`spikeexp.functional.fused.cpu.lif_backward`).
+    ``given`` is accepted for the common signature; this kernel treats an absent final-state
+    gradient as the zeros it is filled with (identical unless the state holds inf or NaN)."""
     code = _method(method)
     if code == GIVEN:
         surrogate_of(u, v_th, method, alpha, out=g)

@@ -63,8 +63,29 @@ def lif_fused_sequence(
     v0 = laid_out_like(state.v, like)
     i0 = laid_out_like(state.i, like)
     save = save_level([x, v0, i0], params)
-    z, v, i, _, _ = ops.lif_sequence(x, v0, i0, *params, p.method, float(p.alpha), save)
+    step = repeated_step(x)
+    inputs, steps = (x, 0) if step is None else (step, x.shape[0])
+    z, v, i, _, _ = ops.lif_sequence(inputs, v0, i0, *params, p.method, float(p.alpha), save, steps)
     return z, type(state)(v, i)
+
+
+def repeated_step(x: torch.Tensor) -> torch.Tensor | None:
+    """The contiguous ``[*S]`` tensor that ``x [T, *S]`` repeats over time when ``x`` is a
+    stride-0 view of it (what :class:`~spikeexp.module.Lift` returns for a constant input), else
+    ``None``. Given to the operator instead of ``x``, its gradient is summed over time inside
+    the kernel: no ``[T, ...]`` input gradient is written and summed afterwards. Eager mode only
+    (``torch.compile`` traces the view instead)."""
+    if torch.compiler.is_compiling() or x.shape[0] < 2 or x.stride(0) != 0:
+        return None
+    base = x._base
+    same = (
+        base is not None
+        and base.shape == x.shape[1:]
+        and base.stride() == x.stride()[1:]
+        and base.data_ptr() == x.data_ptr()
+        and base.is_contiguous()
+    )
+    return base if same else None
 
 
 def save_level(inputs: list[torch.Tensor], params: list[torch.Tensor]) -> int:

@@ -51,6 +51,7 @@ import torch
 from torch import Tensor
 
 from spikeexp.functional.fused import cpu
+from spikeexp.functional.fused.common import first_order_only
 
 NAMESPACE = "spikeexp"
 
@@ -154,14 +155,23 @@ def lif_sequence(
     method: str,
     alpha: float,
     save: int,
+    steps: int = 0,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     r"""LIF over ``x [T, *S]`` from ``(v0, i0)``. Returns spikes, final ``v`` and ``i``, and the
     saved values: the pre-reset voltages :math:`u_t` (``save >= 1``) and the synaptic currents
-    :math:`j_t` after the input (``save == 2``, for parameter gradients)."""
+    :math:`j_t` after the input (``save == 2``, for parameter gradients). With ``steps > 0``,
+    ``x`` is one contiguous step ``[*S]``, the input at each of ``steps`` steps; its gradient is
+    then summed over time by the backward (no per-step gradient written)."""
+    x = _repeated(x, steps)
     z, u, j = _lif_outputs(x, v0, save)
     v, i = v0.clone(), i0.clone()
     implementation(x.device).lif_forward(x, z, u, j, v, i, a, b, v_leak, v_th, v_reset)
     return z, v, i, u, j
+
+
+def _repeated(x: Tensor, steps: int) -> Tensor:
+    """``x`` as a ``[T, *S]`` sequence: itself, or one step repeated ``steps`` times (stride 0)."""
+    return x if steps == 0 else x.unsqueeze(0).expand(steps, *x.shape)
 
 
 def _lif_outputs(x: Tensor, v0: Tensor, save: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -169,8 +179,8 @@ def _lif_outputs(x: Tensor, v0: Tensor, save: int) -> tuple[Tensor, Tensor, Tens
 
 
 @lif_sequence.register_fake
-def _(x, v0, i0, a, b, v_leak, v_th, v_reset, method, alpha, save):
-    z, u, j = _lif_outputs(x, v0, save)
+def _(x, v0, i0, a, b, v_leak, v_th, v_reset, method, alpha, save, steps=0):
+    z, u, j = _lif_outputs(_repeated(x, steps), v0, save)
     return z, torch.empty_like(v0), torch.empty_like(i0), u, j
 
 
@@ -191,23 +201,33 @@ def lif_sequence_backward(
     alpha: float,
     parameter_grads: bool,
     x_dtype: torch.dtype,
+    summed: bool = False,
 ) -> list[Tensor]:
     """Gradients of :func:`lif_sequence`: ``[x, v0, i0, a, b, v_leak, v_th, v_reset]`` (the
-    parameter gradients per neuron, empty without ``parameter_grads``)."""
-    gx, gv, gi, grads = _lif_grads(u, v0, parameter_grads, x_dtype)
-    g = gx if gx.dtype == u.dtype else torch.empty_like(u)
+    parameter gradients per neuron, empty without ``parameter_grads``); with ``summed`` the
+    input gradient summed over time (``x`` was one step repeated)."""
+    gx, gv, gi, grads = _lif_grads(u, v0, parameter_grads, x_dtype, summed)
     _copy_or_zero(gv, grad_v)
     _copy_or_zero(gi, grad_i)
-    implementation(u.device).lif_backward(
-        method, alpha, u, g, grad_z, gv, gi, v0, j, a, b, v_leak, v_th, v_reset, grads
-    )
-    if g is not gx:
-        gx.copy_(g)
+    given = (grad_v is not None, grad_i is not None)
+    impl = implementation(u.device)
+    arguments = (grad_z, gv, gi, v0, j, a, b, v_leak, v_th, v_reset, grads, given)
+    if summed and getattr(impl, "SUMS_OVER_TIME", False):
+        total = gx if gx.dtype == u.dtype else torch.empty_like(v0)
+        impl.lif_backward(method, alpha, u, None, *arguments, time_sum=total)
+    else:
+        g = gx if gx.dtype == u.dtype and not summed else torch.empty_like(u)
+        impl.lif_backward(method, alpha, u, g, *arguments)
+        total = g.sum(0) if summed else g
+    if total is not gx:
+        gx.copy_(total)
     return [gx, gv, gi, *grads]
 
 
-def _lif_grads(u: Tensor, v0: Tensor, parameter_grads: bool, x_dtype: torch.dtype):
-    gx = torch.empty_like(u, dtype=x_dtype)
+def _lif_grads(
+    u: Tensor, v0: Tensor, parameter_grads: bool, x_dtype: torch.dtype, summed: bool = False
+):
+    gx = torch.empty_like(v0 if summed else u, dtype=x_dtype)
     gv, gi = torch.empty_like(v0), torch.empty_like(v0)
     grads = [torch.zeros_like(v0) if parameter_grads else _empty(v0) for _ in range(5)]
     return gx, gv, gi, grads
@@ -221,17 +241,18 @@ def _copy_or_zero(target: Tensor, grad: Tensor | None) -> None:
 
 
 @lif_sequence_backward.register_fake
-def _(grad_z, grad_v, grad_i, u, j, v0, a, b, v_leak, v_th, v_reset, method, alpha, pg, x_dtype):
-    gx, gv, gi, grads = _lif_grads(u, v0, pg, x_dtype)
+def _(gz, gv, gi, u, j, v0, a, b, v_leak, v_th, v_reset, method, alpha, pg, x_dtype, summed=False):
+    gx, gv, gi, grads = _lif_grads(u, v0, pg, x_dtype, summed)
     return [gx, gv, gi, *grads]
 
 
 def _lif_setup(ctx, inputs, output):
-    x, v0, _, a, b, v_leak, v_th, v_reset, method, alpha, _ = inputs
+    x, v0, _, a, b, v_leak, v_th, v_reset, method, alpha, _, *steps = inputs
     _, _, _, u, j = output
     _no_materialised_grads(ctx, u, j)
     ctx.save_for_backward(u, j, v0, a, b, v_leak, v_th, v_reset)
     ctx.method, ctx.alpha, ctx.x_dtype = method, alpha, x.dtype
+    ctx.summed = bool(steps and steps[0])
 
 
 def _lif_backward(ctx, grad_z, grad_v, grad_i, _grad_u, _grad_j):
@@ -240,11 +261,15 @@ def _lif_backward(ctx, grad_z, grad_v, grad_i, _grad_u, _grad_j):
     parameter_grads = any(ctx.needs_input_grad[3:8])
     if parameter_grads and j.numel() == 0:
         raise RuntimeError("spikeexp::lif_sequence: parameter gradients need save=2")
-    grads = lif_sequence_backward(
+    grads: list[Tensor | None] = list(lif_sequence_backward(
         grad_z, grad_v, grad_i, u, j, v0, *params, ctx.method, ctx.alpha, parameter_grads,
-        ctx.x_dtype,
-    )  # fmt: skip
-    return (*_input_grads(ctx, tuple(grads)), None, None, None)
+        ctx.x_dtype, ctx.summed,
+    ))  # fmt: skip
+    if grad_z is None and grad_v is None:  # no gradient reaches v: autograd's stay absent
+        for index in (1, 3, 5, 6, 7):  # v0, a, v_leak, v_th, v_reset
+            grads[index] = None
+    grads = first_order_only("spikeexp::lif_sequence", grads, (grad_z, grad_v, grad_i))
+    return (*_input_grads(ctx, tuple(grads)), None, None, None, None)
 
 
 def _check_saved(saved: Tensor, name: str) -> None:
@@ -359,6 +384,8 @@ def _lsnn_backward(ctx, grad_z, grad_v, grad_i, grad_b, _grad_u, _grad_d):
         grad_z, grad_v, grad_i, grad_b, u, d, *params, ctx.mode, ctx.method, ctx.alpha, v0,
         ctx.x_dtype,
     )  # fmt: skip
+    incoming = (grad_z, grad_v, grad_i, grad_b)
+    grads = first_order_only("spikeexp::lsnn_sequence", grads, incoming)
     return (*_input_grads(ctx, tuple(grads)), *([None] * 11))
 
 
@@ -450,6 +477,7 @@ def _li_backward(ctx, grad_out, grad_v, grad_i, _grad_j):
     grads = li_sequence_backward(
         grad_out, grad_v, grad_i, out, j, v0, *params, ctx.steps, ctx.x_dtype
     )
+    grads = first_order_only("spikeexp::li_sequence", grads, (grad_out, grad_v, grad_i))
     return (*_input_grads(ctx, tuple(grads)), None)
 
 
@@ -592,7 +620,11 @@ def _recurrent_backward(ctx, grad_z, grad_z_final, grad_v, grad_i, grad_b, _grad
     )  # fmt: skip
     gp, gw, gz0, gv, gi, gb = grads
     gw = gw.to(ctx.weight_dtype) if ctx.needs_input_grad[1] else None
-    return (*_input_grads(ctx, (gp, gw, gz0, gv, gi, _none_if_empty(gb))), *([None] * 10))
+    incoming = (grad_z, grad_z_final, grad_v, grad_i, grad_b)
+    outgoing = first_order_only(
+        "spikeexp::recurrent_sequence", (gp, gw, gz0, gv, gi, _none_if_empty(gb)), incoming
+    )
+    return (*_input_grads(ctx, outgoing), *([None] * 10))
 
 
 recurrent_sequence.register_autograd(_recurrent_backward, setup_context=_recurrent_setup)
@@ -645,7 +677,8 @@ def _pool_setup(ctx, inputs, output):
 
 def _pool_backward(ctx, grad_y, _grad_where):
     (where,) = ctx.saved_tensors
-    return max_pool2d_backward(grad_y, where, ctx.height, ctx.width, ctx.size), None
+    grad_x = max_pool2d_backward(grad_y, where, ctx.height, ctx.width, ctx.size)
+    return (*first_order_only("spikeexp::max_pool2d", (grad_x,), (grad_y,)), None)
 
 
 max_pool2d.register_autograd(_pool_backward, setup_context=_pool_setup)
