@@ -108,13 +108,10 @@ def mstdp_step(
 
 
 def _discounted_future(reward: torch.Tensor, decay: float) -> torch.Tensor:
-    """:math:`R_s = \\sum_{t \\ge s} d^{t-s} r_t` for ``reward [T, batch]`` (a reverse scan)."""
-    out = torch.empty_like(reward)
-    running = torch.zeros_like(reward[0])
-    for t in range(reward.shape[0] - 1, -1, -1):
-        running = reward[t] + decay * running
-        out[t] = running
-    return out
+    """:math:`R_s = \\sum_{t \\ge s} d^{t-s} r_t` for ``reward [T, batch]``: the all-to-all trace
+    of the reward run backwards in time."""
+    backwards = trace_sequence(reward.flip(0), torch.zeros_like(reward[0]), decay, "all_to_all")
+    return backwards.flip(0)
 
 
 def mstdp_sequence(
