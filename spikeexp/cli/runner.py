@@ -184,11 +184,21 @@ def record_job_failure(error: BaseException) -> None:
     record.exc_text = details.rstrip()
     logs = _log_to_files(record)
     where = logs[0] if logs else str(output_dir / JOB_ERROR)
-    print(
-        f"error: job {hydra.job.num} ({_job_overrides()}) failed: {line} [traceback: {where}]",
-        file=sys.stderr,
-        flush=True,
+    _write_whole_line(
+        f"error: job {hydra.job.num} ({_job_overrides()}) failed: {line} [traceback: {where}]"
     )
+
+
+def _write_whole_line(text: str) -> None:
+    """Write ``text`` and its newline to stderr in one ``write`` call.
+
+    Parallel launchers (joblib) run jobs in processes sharing one stderr pipe. Python's stderr
+    writes through, so ``print`` would send the text and its newline as two writes and lines of
+    different jobs could interleave; one write of at most ``PIPE_BUF`` bytes (4096 on Linux)
+    reaches the pipe whole.
+    """
+    sys.stderr.write(f"{text}\n")
+    sys.stderr.flush()
 
 
 def sweep_exit(outcome: SweepOutcome) -> None:
