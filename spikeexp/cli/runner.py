@@ -184,12 +184,12 @@ def record_job_failure(error: BaseException) -> None:
     record.exc_text = details.rstrip()
     logs = _log_to_files(record)
     where = logs[0] if logs else str(output_dir / JOB_ERROR)
-    _write_whole_line(
+    write_whole_line(
         f"error: job {hydra.job.num} ({_job_overrides()}) failed: {line} [traceback: {where}]"
     )
 
 
-def _write_whole_line(text: str) -> None:
+def write_whole_line(text: str) -> None:
     """Write ``text`` and its newline to stderr in one ``write`` call.
 
     Parallel launchers (joblib) run jobs in processes sharing one stderr pipe. Python's stderr

@@ -10,9 +10,12 @@ import csv
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from spikeexp.cli.runner import write_whole_line
 
 JOB_LINE = re.compile(
     r"^error: job (?P<job>\d+) \((?P<overrides>.*)\) failed: (?P<error>.*) "
@@ -91,6 +94,30 @@ def _check_all_failed(
     rows = _summary(folder / name)
     assert [row["status"] for row in rows] == ["failed", "failed"]
     assert rows[0]["error"].startswith(BAD_EPOCHS)
+
+
+class _Writes:
+    """A stand-in for stderr that records each ``write`` call."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.calls.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_failed_job_line_is_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parallel jobs share one stderr pipe: a line and its newline in one ``write`` cannot be
+    split by another job's line (``print`` writes them separately)."""
+    stderr = _Writes()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    line = "error: job 1 (seed=1) failed: bad value [traceback: 1/train.log]"
+    write_whole_line(line)
+    assert stderr.calls == [f"{line}\n"]
 
 
 def test_basic_sweeper_exit_codes_and_one_line_per_failed_job(tmp_path: Path) -> None:
