@@ -28,17 +28,36 @@ if TYPE_CHECKING:
 
 Step = Callable[..., tuple[torch.Tensor, Any]]
 
+RECOMPILE_LIMIT = 64
+"""Compiled versions kept per step function (torch's default is 8).
+
+One step function serves every layer of its model, and torch.compile specialises it on each
+layer's shape, on grad mode (training or evaluation) and on whether the state needs a gradient (a
+fresh zero state does not, the states after it do): three layers of one model already need
+3 x 2 x 2 = 12 versions. Past the limit torch silently runs further versions uncompiled."""
+
+
+def _within_recompile_limit(compiled: Step) -> Step:
+    """``compiled`` called with :data:`RECOMPILE_LIMIT` as torch.compile's recompile limit."""
+
+    @functools.wraps(compiled)
+    def call(*args: Any) -> tuple[torch.Tensor, Any]:
+        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+            return compiled(*args)
+
+    return call
+
 
 @functools.cache
 def compiled_step(step: Step) -> Step:
     """``torch.compile`` of a model's step function (one compiled object per model)."""
-    return torch.compile(step)
+    return _within_recompile_limit(torch.compile(step))
 
 
 @functools.cache
 def compiled_recurrent_step(step: Step) -> Step:
     """``torch.compile`` of :func:`~spikeexp.functional.unroll.recurrent_step_of` for ``step``."""
-    return torch.compile(functools.partial(recurrent_step_of, step))
+    return _within_recompile_limit(torch.compile(functools.partial(recurrent_step_of, step)))
 
 
 def compiled_sequence(

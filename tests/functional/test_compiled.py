@@ -57,3 +57,16 @@ def test_recurrent_lsnn(adaptation: str) -> None:
 def test_unknown_backend_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="backend must be one of auto, reference, fused, compiled"):
         snn.LIF(backend="jit")
+
+
+def test_more_step_versions_than_torchs_default_limit_stay_compiled() -> None:
+    """Three input ranks x (first step, later steps, no-grad) = 9 versions of one step function,
+    more than torch.compile's default recompile limit of 8, past which it runs steps uncompiled."""
+    layer = snn.IAF(backend="compiled")
+    graphs = counters["stats"]["unique_graphs"]
+    for shape in [(4, 3), (4, 3, 2), (4, 3, 2, 2)]:
+        x = torch.rand(shape, requires_grad=True)
+        layer(x)[0].sum().backward()
+        with torch.no_grad():
+            layer(x)
+    assert counters["stats"]["unique_graphs"] - graphs == 9
