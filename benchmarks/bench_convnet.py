@@ -1,6 +1,6 @@
 """Training speed of the Fashion-MNIST spiking ConvNet: spikeexp against the same network in Norse.
 
-The network (``experiment=fashion_mnist_conv``): conv5x5(1->32) -> LIF -> maxpool2 ->
+The network (``experiment=fashion_mnist_norse_convnet``): conv5x5(1->32) -> LIF -> maxpool2 ->
 10 x conv5x5(32->64) -> LIF -> maxpool2 -> Linear(1024->256) -> LIF -> Linear(256->10) -> LI,
 logits = maximum voltage over time; T = 8 steps of constant-current input, batch 64,
 cross-entropy, Adam 2e-3. spikeexp's network is built from the experiment config; the Norse one
@@ -108,7 +108,11 @@ def spikeexp_model(overrides: list[str]) -> Callable[[torch.Tensor], torch.Tenso
     with initialize_config_module(config_module="spikeexp.conf", version_base="1.3"):
         config = compose(
             "train",
-            overrides=["experiment=fashion_mnist_conv", "paths.output_dir=unused", *overrides],
+            overrides=[
+                "experiment=fashion_mnist_norse_convnet",
+                "paths.output_dir=unused",
+                *overrides,
+            ],
         )
     module = build_experiment(config).module
     decoder = module.task.decoder

@@ -8,7 +8,7 @@ full run's process. Extra Hydra overrides apply to every run (``--override unrol
 
 Usage::
 
-    python benchmarks/bench_end_to_end.py                               # all three (minutes)
+    python benchmarks/bench_end_to_end.py                               # all four (minutes)
     python benchmarks/bench_end_to_end.py --experiments digits --threads 2
 """
 
@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 
-EXPERIMENTS = ("digits", "fashion_mnist_conv", "memory_lsnn")
+EXPERIMENTS = ("digits", "fashion_mnist_norse_convnet", "fashion_mnist_conv", "memory_lsnn")
 COMMON = ("logger=none", "callbacks=minimal", "test=false")
 
 

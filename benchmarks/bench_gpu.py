@@ -19,7 +19,7 @@ every contestant once per mode, alternating; the table gives the median over rou
 ``torch.cuda.synchronize()`` before and after each timed call, and the peak memory one
 forward+backward allocates beyond its inputs and weights (``torch.cuda.max_memory_allocated``;
 also per neuron-step). The ConvNet part times a training step (forward, backward, Adam) of the
-network of ``experiment=fashion_mnist_conv`` against the same network in Norse
+network of ``experiment=fashion_mnist_norse_convnet`` against the same network in Norse
 (``benchmarks/bench_convnet.py``), interleaved in one process.
 
 Without CUDA the same code runs on the CPU at a tiny size (n = 64, T = 20, batch 2; ConvNet batch

@@ -145,7 +145,7 @@ def test_fashion_mnist_convnet_run_exports(trained_run, tmp_path: Path) -> None:
     root = tmp_path / "idx"
     fake_dataset(root, train=96, test=16, gz=True)
     run_dir = trained_run(
-        "experiment=fashion_mnist_conv",
+        "experiment=fashion_mnist_norse_convnet",
         f"data.root={root}",
         "data.batch_size=16",
         "topology.channels=[4,8]",
@@ -162,6 +162,31 @@ def test_fashion_mnist_convnet_run_exports(trained_run, tmp_path: Path) -> None:
     assert graph.metadata["dt"] == pytest.approx(2e-3)
     # input_scale 10 of spike_conv2 is in the neuron's input gain: w_in = 10 tau_syn / dt.
     assert graph.nodes["spike_conv2"].w_in.flat[0] == pytest.approx(10 * 5e-3 / 2e-3)
+    assert_same_network(run_dir, path)
+
+
+def test_fashion_mnist_plif_recipe_run_exports(trained_run, tmp_path: Path) -> None:
+    """The accuracy recipe: PLIF layers (NIR LIF nodes) with batch norm folded into the
+    convolutions and Linear layers, and dropout dropped (eval mode)."""
+    root = tmp_path / "idx"
+    fake_dataset(root, train=96, test=16, gz=True)
+    run_dir = trained_run(
+        "experiment=fashion_mnist_conv",
+        f"data.root={root}",
+        "data.batch_size=16",
+        "topology.channels=[4,8]",
+        "topology.hidden=[16]",
+        # Active layers after 3 batches (batch norm's running statistics have barely moved).
+        "+topology.layers.spike_conv2.input_scale=5",
+        "+topology.layers.hidden1.input_scale=5",
+    )
+    assert main([f"run_dir={run_dir}", "checkpoint=last"]) == 0
+    path = run_dir / "model.nir"
+    graph = nir.read(path)
+    assert chain_kinds(graph) == [
+        "Input", "Conv2d", "LIF", "SumPool2d", "Threshold", "Conv2d", "LIF", "SumPool2d",
+        "Threshold", "Flatten", "Affine", "LIF", "Affine", "CubaLI", "Output",
+    ]  # fmt: skip
     assert_same_network(run_dir, path)
 
 

@@ -135,10 +135,13 @@ def test_default_experiment_reaches_97_percent(tmp_path: Path, seed: int) -> Non
 
 @pytest.mark.slow
 @pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist")
-def test_fashion_mnist_conv_reaches_90_percent(tmp_path: Path) -> None:
-    config = compose_like_cli([f"paths.output_dir={tmp_path}", "experiment=fashion_mnist_conv"])
+def test_fashion_mnist_conv_reaches_92_percent(tmp_path: Path) -> None:
+    """The full recipe, 20 epochs (time and memory: docs/results.md)."""
+    overrides = [f"paths.output_dir={tmp_path}", "experiment=fashion_mnist_conv", "torch_threads=2"]
+    config = compose_like_cli([*overrides, "logger=none", "callbacks=minimal"])
     try:
         metrics = train(config)
     finally:
         HydraConfig.instance().cfg = None
-    assert metrics["test/acc"] >= 0.90
+        torch.set_num_threads(1)  # back to the test suite's one thread per process
+    assert metrics["test/acc"] >= 0.92

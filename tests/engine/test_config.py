@@ -74,7 +74,7 @@ def test_every_documented_group_has_options() -> None:
         assert ("topology", option) in options
     for option in ("li_max", "spike_count", "mean_voltage", "last_voltage"):
         assert ("decoder", option) in options
-    for option in ("digits", "mnist_conv", "fashion_mnist_conv"):
+    for option in ("digits", "mnist_conv", "fashion_mnist_conv", "fashion_mnist_norse_convnet"):
         assert ("experiment", option) in options
 
 

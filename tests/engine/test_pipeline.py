@@ -62,6 +62,7 @@ IDX_TASKS = {
     "fashion_mnist",
     "mnist_conv",
     "fashion_mnist_conv",
+    "fashion_mnist_norse_convnet",
     "mnist_stdp",
     "fashion_mnist_stdp",
 }
@@ -264,7 +265,7 @@ def test_bfloat16_mixed_precision_trains_with_the_fused_kernels(
 
     monkeypatch.setattr(cpu, "lif_forward", spy)
     overrides = [
-        "experiment=fashion_mnist_conv",
+        "experiment=fashion_mnist_norse_convnet",
         "topology.channels=[4,6]",
         "topology.hidden=[16]",
         f"data.root={idx_root}",
