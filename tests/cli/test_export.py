@@ -141,53 +141,60 @@ def test_ckpt_path_exports_the_same_graph_as_run_dir(trained_run, tmp_path: Path
         np.testing.assert_array_equal(arrays_back[key], value, err_msg=key)
 
 
-def test_fashion_mnist_convnet_run_exports(trained_run, tmp_path: Path) -> None:
+def _exported_small_fashion_run(
+    trained_run, tmp_path: Path, experiment: str, *overrides: str
+) -> tuple[Path, nir.NIRGraph]:
+    """A Fashion-MNIST preset with 4 and 8 channels and 16 hidden neurons, trained for 3 batches
+    of fake images, exported from its last checkpoint: the run folder and the graph."""
     root = tmp_path / "idx"
     fake_dataset(root, train=96, test=16, gz=True)
     run_dir = trained_run(
-        "experiment=fashion_mnist_norse_convnet",
+        f"experiment={experiment}",
         f"data.root={root}",
         "data.batch_size=16",
         "topology.channels=[4,8]",
         "topology.hidden=[16]",
-        "+topology.layers.hidden1.input_scale=5",  # an active hidden layer after 3 batches
+        *overrides,
     )
     assert main([f"run_dir={run_dir}", "checkpoint=last"]) == 0
-    path = run_dir / "model.nir"
-    graph = nir.read(path)
-    assert chain_kinds(graph) == [
-        "Input", "Conv2d", "CubaLIF", "SumPool2d", "Threshold", "Conv2d", "CubaLIF", "SumPool2d",
-        "Threshold", "Flatten", "Affine", "CubaLIF", "Affine", "CubaLI", "Output",
+    return run_dir, nir.read(run_dir / "model.nir")
+
+
+def convnet_chain(neuron: str) -> list[str]:
+    """The node kinds of a two-convolution ConvNet with ``neuron`` nodes and an LI readout."""
+    return [
+        "Input", "Conv2d", neuron, "SumPool2d", "Threshold", "Conv2d", neuron, "SumPool2d",
+        "Threshold", "Flatten", "Affine", neuron, "Affine", "CubaLI", "Output",
     ]  # fmt: skip
+
+
+def test_fashion_mnist_convnet_run_exports(trained_run, tmp_path: Path) -> None:
+    run_dir, graph = _exported_small_fashion_run(
+        trained_run,
+        tmp_path,
+        "fashion_mnist_norse_convnet",
+        "+topology.layers.hidden1.input_scale=5",  # an active hidden layer after 3 batches
+    )
+    assert chain_kinds(graph) == convnet_chain("CubaLIF")
     assert graph.metadata["dt"] == pytest.approx(2e-3)
     # input_scale 10 of spike_conv2 is in the neuron's input gain: w_in = 10 tau_syn / dt.
     assert graph.nodes["spike_conv2"].w_in.flat[0] == pytest.approx(10 * 5e-3 / 2e-3)
-    assert_same_network(run_dir, path)
+    assert_same_network(run_dir, run_dir / "model.nir")
 
 
 def test_fashion_mnist_plif_recipe_run_exports(trained_run, tmp_path: Path) -> None:
     """The accuracy recipe: PLIF layers (NIR LIF nodes) with batch norm folded into the
     convolutions and Linear layers, and dropout dropped (eval mode)."""
-    root = tmp_path / "idx"
-    fake_dataset(root, train=96, test=16, gz=True)
-    run_dir = trained_run(
-        "experiment=fashion_mnist_conv",
-        f"data.root={root}",
-        "data.batch_size=16",
-        "topology.channels=[4,8]",
-        "topology.hidden=[16]",
+    run_dir, graph = _exported_small_fashion_run(
+        trained_run,
+        tmp_path,
+        "fashion_mnist_conv",
         # Active layers after 3 batches (batch norm's running statistics have barely moved).
         "+topology.layers.spike_conv2.input_scale=5",
         "+topology.layers.hidden1.input_scale=5",
     )
-    assert main([f"run_dir={run_dir}", "checkpoint=last"]) == 0
-    path = run_dir / "model.nir"
-    graph = nir.read(path)
-    assert chain_kinds(graph) == [
-        "Input", "Conv2d", "LIF", "SumPool2d", "Threshold", "Conv2d", "LIF", "SumPool2d",
-        "Threshold", "Flatten", "Affine", "LIF", "Affine", "CubaLI", "Output",
-    ]  # fmt: skip
-    assert_same_network(run_dir, path)
+    assert chain_kinds(graph) == convnet_chain("LIF")
+    assert_same_network(run_dir, run_dir / "model.nir")
 
 
 def test_unexportable_run_fails_with_one_line_and_writes_nothing(
