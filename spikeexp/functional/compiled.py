@@ -34,7 +34,8 @@ RECOMPILE_LIMIT = 64
 One step function serves every layer of its model, and torch.compile specialises it on each
 layer's shape, on grad mode (training or evaluation) and on whether the state needs a gradient (a
 fresh zero state does not, the states after it do): three layers of one model already need
-3 x 2 x 2 = 12 versions. Past the limit torch silently runs further versions uncompiled."""
+3 x 2 x 2 = 12 versions. Past the limit torch logs one warning and runs further versions
+uncompiled."""
 
 
 def _within_recompile_limit(compiled: Step) -> Step:
