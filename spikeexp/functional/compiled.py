@@ -38,27 +38,16 @@ fresh zero state does not, the states after it do): three layers of one model al
 uncompiled."""
 
 
-def _within_recompile_limit(compiled: Step) -> Step:
-    """``compiled`` called with :data:`RECOMPILE_LIMIT` as torch.compile's recompile limit."""
-
-    @functools.wraps(compiled)
-    def call(*args: Any) -> tuple[torch.Tensor, Any]:
-        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-            return compiled(*args)
-
-    return call
-
-
 @functools.cache
 def compiled_step(step: Step) -> Step:
     """``torch.compile`` of a model's step function (one compiled object per model)."""
-    return _within_recompile_limit(torch.compile(step))
+    return torch.compile(step)
 
 
 @functools.cache
 def compiled_recurrent_step(step: Step) -> Step:
     """``torch.compile`` of :func:`~spikeexp.functional.unroll.recurrent_step_of` for ``step``."""
-    return _within_recompile_limit(torch.compile(functools.partial(recurrent_step_of, step)))
+    return torch.compile(functools.partial(recurrent_step_of, step))
 
 
 def compiled_sequence(
@@ -69,8 +58,10 @@ def compiled_sequence(
     dt: float,
     record_states: bool = False,
 ) -> tuple[torch.Tensor, Any]:
-    """:func:`~spikeexp.functional.unroll.reference_sequence` with the step compiled."""
-    return reference_sequence(model, x, state, p, dt, record_states, compiled_step(model.step))
+    """:func:`~spikeexp.functional.unroll.reference_sequence` with the step compiled (at most
+    :data:`RECOMPILE_LIMIT` versions of it, set once for the whole unroll)."""
+    with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+        return reference_sequence(model, x, state, p, dt, record_states, compiled_step(model.step))
 
 
 def compiled_recurrent_sequence(
@@ -83,8 +74,10 @@ def compiled_recurrent_sequence(
     dt: float,
     record_states: bool = False,
 ) -> tuple[torch.Tensor, Any]:
-    """:func:`~spikeexp.functional.unroll.reference_recurrent_sequence` with the step compiled."""
+    """:func:`~spikeexp.functional.unroll.reference_recurrent_sequence` with the step compiled
+    (at most :data:`RECOMPILE_LIMIT` versions of it, set once for the whole unroll)."""
     step = compiled_recurrent_step(model.step)
-    return reference_recurrent_sequence(
-        model, x, state, input_weights, recurrent_weights, p, dt, record_states, step
-    )
+    with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+        return reference_recurrent_sequence(
+            model, x, state, input_weights, recurrent_weights, p, dt, record_states, step
+        )
