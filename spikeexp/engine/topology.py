@@ -89,6 +89,9 @@ SPARSITY_KEEPING = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.Flatten, nn.Dro
 LAYER_KEYS = frozenset({"neuron", "input_scale", "plasticity"})
 """Keys of a per-layer entry ``topology.layers.<layer>``."""
 
+_COMPETITIVE_DEFAULTS = CompetitiveParameters._field_defaults
+"""Defaults of the competitive layer's parameters, shared by ``topology=competitive``."""
+
 
 def _check_sizes(key: str, sizes: list[int]) -> None:
     for size in sizes:
@@ -199,13 +202,13 @@ class CompetitiveTopology:
 
     type: str = "competitive"
     size: int = 400
-    tau_mem_inv: float = 20.0
-    v_th: float = 1.0
-    v_reset: float = 0.0
-    inhibition: float = 20.0
-    refractory: float = 5e-3
-    theta_plus: float = 0.05
-    tau_theta_inv: float = 0.0
+    tau_mem_inv: float = _COMPETITIVE_DEFAULTS["tau_mem_inv"]
+    v_th: float = _COMPETITIVE_DEFAULTS["v_th"]
+    v_reset: float = _COMPETITIVE_DEFAULTS["v_reset"]
+    inhibition: float = _COMPETITIVE_DEFAULTS["inhibition"]
+    refractory: float = _COMPETITIVE_DEFAULTS["refractory"]
+    theta_plus: float = _COMPETITIVE_DEFAULTS["theta_plus"]
+    tau_theta_inv: float = _COMPETITIVE_DEFAULTS["tau_theta_inv"]
     min_spikes: int = 0
     boost: float = 0.5
     max_repeats: int = 4
