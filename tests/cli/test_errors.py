@@ -254,10 +254,14 @@ def _command(arguments: list[str], cwd: Path, full_error: bool) -> subprocess.Po
 
 
 def test_command_exit_code_one_line_and_traceback_with_hydra_full_error(tmp_path: Path) -> None:
-    # The real console script, three times at once (each spends most of its time importing).
-    plain = _command(["neuron.v_th=-0.5"], cwd=tmp_path, full_error=False)
-    full = _command(["neuron=lfi"], cwd=tmp_path, full_error=True)
-    memory = _command(["task=memory", "topology=mlp"], cwd=tmp_path, full_error=False)
+    # The real console script, three times at once (each spends most of its time importing),
+    # each in its own folder: runs started in the same second share a run directory name.
+    folders = [tmp_path / name for name in ("plain", "full", "memory")]
+    for folder in folders:
+        folder.mkdir()
+    plain = _command(["neuron.v_th=-0.5"], cwd=folders[0], full_error=False)
+    full = _command(["neuron=lfi"], cwd=folders[1], full_error=True)
+    memory = _command(["task=memory", "topology=mlp"], cwd=folders[2], full_error=False)
     _, plain_stderr = plain.communicate(timeout=300)
     _, full_stderr = full.communicate(timeout=300)
     _, memory_stderr = memory.communicate(timeout=300)
