@@ -135,7 +135,7 @@ def test_default_experiment_reaches_97_percent(tmp_path: Path, seed: int) -> Non
 
 @pytest.mark.slow
 @pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist")
-def test_fashion_mnist_conv_reaches_91_percent(tmp_path: Path) -> None:
+def test_fashion_mnist_conv_reaches_92_percent(tmp_path: Path) -> None:
     """The full recipe, 30 epochs (time and memory: docs/results.md)."""
     overrides = [f"paths.output_dir={tmp_path}", "experiment=fashion_mnist_conv", "torch_threads=2"]
     config = compose_like_cli([*overrides, "logger=none", "callbacks=minimal"])
@@ -144,4 +144,4 @@ def test_fashion_mnist_conv_reaches_91_percent(tmp_path: Path) -> None:
     finally:
         HydraConfig.instance().cfg = None
         torch.set_num_threads(1)  # back to the test suite's one thread per process
-    assert metrics["test/acc"] >= 0.915  # measured: 0.9235, 0.9227 (seeds 0, 1; 1 thread)
+    assert metrics["test/acc"] >= 0.92  # measured: 0.9235, 0.9227 (seeds 0, 1; 1 thread)
